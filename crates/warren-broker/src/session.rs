@@ -1,0 +1,149 @@
+//! One AMQP connection and what is built on it: channels for publishers and
+//! consumers, and (re)connecting with backoff.
+//!
+//! Topology declarations live in `topology.rs`; this file is about the
+//! connection's life cycle. A [`Session`] never reconnects by itself: when an
+//! operation fails with a [recoverable](BrokerError::is_recoverable) error the
+//! caller drops it and calls [`Session::connect_with_backoff`] again.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use lapin::{
+    options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
+    types::FieldTable,
+    uri::AMQPUri,
+    Channel, Connection, ConnectionProperties,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::BrokerConfig, consumer::Consumer, error::BrokerError, names::short, names::Names,
+    publisher::Publisher, redact::redact_url,
+};
+
+/// First reconnect delay.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+/// Longest reconnect delay, jitter included.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// An open connection to the broker, with the config it was opened with.
+#[derive(Debug)]
+pub struct Session {
+    conn: Connection,
+    cfg: BrokerConfig,
+    names: Names,
+}
+
+impl Session {
+    /// Opens one connection (a single attempt). The connection is named
+    /// `warren:<namespace>:<pid>` in the RabbitMQ management UI.
+    pub async fn connect(cfg: &BrokerConfig) -> Result<Session, BrokerError> {
+        let uri: AMQPUri = cfg.url.parse().map_err(|reason: String| {
+            let url = redact_url(&cfg.url);
+            // The parser may echo the URL; never let the password through.
+            let reason = reason.replace(&cfg.url, &url);
+            BrokerError::InvalidUrl { url, reason }
+        })?;
+        let name = format!("warren:{}:{}", cfg.namespace, std::process::id());
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        let conn = Connection::connect_uri(uri, props).await?;
+        Ok(Session {
+            conn,
+            cfg: cfg.clone(),
+            names: cfg.names(),
+        })
+    }
+
+    /// Connects, retrying with exponential backoff (100 ms up to 5 s, with
+    /// jitter, unlimited attempts) and logging each failure at `warn` with the
+    /// redacted URL. Returns `None` only once `shutdown` is cancelled.
+    pub async fn connect_with_backoff(
+        cfg: &BrokerConfig,
+        shutdown: &CancellationToken,
+    ) -> Option<Session> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(RECONNECT_MIN_DELAY)
+            .with_max_delay(RECONNECT_MAX_DELAY)
+            .with_jitter()
+            .without_max_times();
+        let url = redact_url(&cfg.url);
+        let attempts = (|| Session::connect(cfg))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            // Jitter may add up to 100 %; keep the promised ceiling.
+            .adjust(|_, delay| delay.map(|d| d.min(RECONNECT_MAX_DELAY)))
+            .notify(|err, delay| {
+                tracing::warn!(url = %url, error = %err, retry_in = ?delay, "broker connection failed");
+            });
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => None,
+            res = attempts => res.ok(),
+        }
+    }
+
+    /// The config this session was opened with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.cfg
+    }
+
+    /// The exchange and queue names of this session's namespace.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// `true` while the connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Closes the connection gracefully; errors (e.g. already closed) are ignored.
+    pub async fn close(&self) {
+        if self.is_connected() {
+            let _ = self.conn.close(200, "bye".into()).await;
+        }
+    }
+
+    /// A new channel on this connection.
+    pub(crate) async fn channel(&self) -> Result<Channel, BrokerError> {
+        if !self.is_connected() {
+            return Err(BrokerError::ConnectionClosed);
+        }
+        Ok(self.conn.create_channel().await?)
+    }
+
+    /// A [`Publisher`] on a new channel in confirm mode.
+    pub async fn publisher(&self) -> Result<Publisher, BrokerError> {
+        let channel = self.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Publisher::new(channel))
+    }
+
+    /// Consumes `queue` on a new channel with manual acks and at most
+    /// `prefetch` unacknowledged deliveries; `tag` names the consumer (empty:
+    /// the broker picks one).
+    pub async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<Consumer, BrokerError> {
+        let (queue, tag) = (short(queue)?, short(tag)?);
+        let channel = self.channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let inner = channel
+            .basic_consume(
+                queue,
+                tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Consumer::new(channel, inner))
+    }
+}

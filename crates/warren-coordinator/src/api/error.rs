@@ -1,0 +1,61 @@
+//! API errors: JSON `{"error": {"code", "message"}}` with the right status.
+//! Database text never reaches a client; it is logged instead.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use warren_store::StoreError;
+
+/// Everything an API handler can fail with.
+#[derive(Debug)]
+pub(super) enum ApiError {
+    Unauthorized,
+    NotFound(String),
+    BadRequest(String),
+    Conflict(String),
+    Unavailable,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(id) => ApiError::NotFound(format!("job {id} not found")),
+            StoreError::IllegalTransition(e) => ApiError::Conflict(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "database error in API handler");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid bearer token".to_owned(),
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "illegal_transition", m),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry later".to_owned(),
+            ),
+        };
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
+    }
+}
+
+/// Fallback for unknown routes.
+pub(super) async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}

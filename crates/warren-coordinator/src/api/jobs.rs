@@ -1,0 +1,165 @@
+//! `/v1/jobs`: submit, get, list, events, cancel, retry, approve.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+use warren_core::protocol::{JobSpec, SubmitEnvelope};
+use warren_core::JobState;
+use warren_store::{JobFilter, OperatorMove};
+
+use super::error::ApiError;
+use crate::shared::Shared;
+
+/// Default page size of listings.
+const DEFAULT_PAGE: i64 = 50;
+
+/// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`.
+pub(super) async fn create(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<SubmitEnvelope>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(envelope) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if envelope.v != warren_core::protocol::PROTOCOL_VERSION {
+        return Err(ApiError::BadRequest(format!(
+            "unsupported protocol version {}",
+            envelope.v
+        )));
+    }
+    envelope
+        .jobs
+        .iter()
+        .try_for_each(JobSpec::validate)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let created = shared.store.insert_jobs(&envelope.jobs).await?;
+    shared.wake_dispatcher();
+    let ids: Vec<Uuid> = envelope.jobs.iter().map(|j| j.id).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ids": ids, "created": created.len() })),
+    ))
+}
+
+/// `GET /v1/jobs/{id}`.
+pub(super) async fn get(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = shared.store.get_job(parse_id(&id)?).await?;
+    Ok(Json(json!(job)))
+}
+
+/// Query string of `GET /v1/jobs`.
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    state: Option<String>,
+    queue: Option<String>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/jobs?state=&queue=&before=&limit=`, newest first.
+pub(super) async fn list(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let state = query
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let before = query.before.as_deref().map(parse_id).transpose()?;
+    let filter = JobFilter {
+        state,
+        queue: query.queue,
+        before,
+        limit: query.limit.unwrap_or(DEFAULT_PAGE),
+    };
+    let jobs = shared.store.list_jobs(&filter).await?;
+    let next = (jobs.len() as i64 >= filter.limit.clamp(1, warren_store::MAX_PAGE_SIZE))
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    Ok(Json(json!({ "jobs": jobs, "next": next })))
+}
+
+/// Query string of `GET /v1/jobs/{id}/events`.
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/jobs/{id}/events?after=&limit=`: the job's audit log.
+pub(super) async fn events(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    shared.store.get_job(id).await?;
+    let events = shared
+        .store
+        .job_events(
+            id,
+            query.after.unwrap_or(0),
+            query.limit.unwrap_or(warren_store::MAX_PAGE_SIZE),
+        )
+        .await?;
+    Ok(Json(json!({ "events": events })))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: a running job's worker is told to stop.
+pub(super) async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let moved = shared.store.cancel_job(parse_id(&id)?, "api").await?;
+    if let Some(worker) = &moved.running_on {
+        shared.send_cancel(
+            worker,
+            moved.transition.job_id,
+            moved.transition.attempt as u32,
+            "cancelled",
+        );
+    }
+    Ok(respond(&shared, moved))
+}
+
+/// `POST /v1/jobs/{id}/retry`: re-drives a dead job.
+pub(super) async fn retry(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let moved = shared.store.retry_job(parse_id(&id)?, "api").await?;
+    shared.wake_dispatcher();
+    Ok(respond(&shared, moved))
+}
+
+/// `POST /v1/jobs/{id}/approve`.
+pub(super) async fn approve(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let moved = shared.store.approve_job(parse_id(&id)?, "api").await?;
+    shared.wake_dispatcher();
+    Ok(respond(&shared, moved))
+}
+
+fn respond(shared: &Shared, moved: OperatorMove) -> Json<Value> {
+    shared
+        .metrics
+        .record(std::slice::from_ref(&moved.transition));
+    let t = moved.transition;
+    Json(json!({ "id": t.job_id, "from": t.from, "to": t.to, "attempt": t.attempt }))
+}
+
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::BadRequest(format!("{text:?} is not a job id (UUID)")))
+}

@@ -1,0 +1,116 @@
+//! The coordinator's configuration: one validated struct with named defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use warren_broker::BrokerConfig;
+use warren_store::StoreConfig;
+
+/// Default database URL.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/warren";
+/// Default AMQP URL.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Default namespace prefixing every exchange and queue.
+pub const DEFAULT_NAMESPACE: &str = "warren";
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// A running job whose worker is silent this long is timed out.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the sweeper runs.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+/// A job queued this long without a Started report is re-dispatched.
+pub const DEFAULT_DISPATCH_TIMEOUT: Duration = Duration::from_secs(300);
+/// Extra time past a job's own timeout before the sweeper steps in.
+pub const DEFAULT_DEADLINE_GRACE: Duration = Duration::from_secs(5);
+/// How often due retries and delayed jobs are looked for when nothing else wakes the dispatcher.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Jobs or reports handled per statement.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Shortest accepted API token.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Everything a coordinator needs to run.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// PostgreSQL settings.
+    pub store: StoreConfig,
+    /// RabbitMQ settings (URL, namespace, queue type).
+    pub broker: BrokerConfig,
+    /// Address of the HTTP API and `/metrics`.
+    pub http_addr: SocketAddr,
+    /// Bearer token required by the API (never logged).
+    pub api_token: String,
+    /// Running jobs of a worker silent this long are timed out.
+    pub lease_timeout: Duration,
+    /// Sweeper period.
+    pub sweep_interval: Duration,
+    /// Queued jobs older than this are re-dispatched.
+    pub dispatch_timeout: Duration,
+    /// Grace past a job's timeout before the sweeper times it out.
+    pub deadline_grace: Duration,
+    /// Dispatcher wake-up period for delayed and retrying jobs.
+    pub poll_interval: Duration,
+    /// Batch size of intake, dispatch and report handling.
+    pub batch_size: usize,
+    /// Largest accepted message or request body.
+    pub max_payload_bytes: usize,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for everything but the token.
+    pub fn new(api_token: impl Into<String>) -> Self {
+        Self {
+            store: StoreConfig::new(DEFAULT_DATABASE_URL),
+            broker: BrokerConfig::new(DEFAULT_AMQP_URL, DEFAULT_NAMESPACE),
+            http_addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
+            api_token: api_token.into(),
+            lease_timeout: DEFAULT_LEASE_TIMEOUT,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            dispatch_timeout: DEFAULT_DISPATCH_TIMEOUT,
+            deadline_grace: DEFAULT_DEADLINE_GRACE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Rejects settings that cannot work together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_token.len() < MIN_TOKEN_LEN {
+            return Err(format!(
+                "WARREN_API_TOKEN must be set to at least {MIN_TOKEN_LEN} characters"
+            ));
+        }
+        warren_core::validate_name("namespace", &self.broker.namespace)
+            .map_err(|e| e.to_string())?;
+        if self.lease_timeout <= self.sweep_interval {
+            return Err("WARREN_LEASE_TIMEOUT must exceed WARREN_SWEEP_INTERVAL".into());
+        }
+        if self.dispatch_timeout < Duration::from_secs(1) {
+            return Err("WARREN_DISPATCH_TIMEOUT must be at least 1s".into());
+        }
+        if !(1..=10_000).contains(&self.batch_size) {
+            return Err("WARREN_BATCH_SIZE must be between 1 and 10000".into());
+        }
+        if self.max_payload_bytes < 1024 {
+            return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_with_a_token_and_invalid_without() {
+        assert!(CoordinatorConfig::new("0123456789abcdef")
+            .validate()
+            .is_ok());
+        assert!(CoordinatorConfig::new("short").validate().is_err());
+        let mut config = CoordinatorConfig::new("0123456789abcdef");
+        config.lease_timeout = config.sweep_interval;
+        assert!(config.validate().is_err());
+    }
+}

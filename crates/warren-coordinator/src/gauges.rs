@@ -1,0 +1,52 @@
+//! Refreshes gauge metrics (jobs by queue and state, live workers) from the
+//! database every few seconds; workers that stopped long ago are forgotten.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use warren_store::StoreError;
+
+use crate::shared::Shared;
+
+/// Gauge refresh period.
+const REFRESH: Duration = Duration::from_secs(5);
+/// Workers silent for this long are removed from the `workers` table.
+const FORGET_WORKERS_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Refreshes until shutdown.
+pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = refresh(&shared).await {
+            tracing::debug!(error = %e, "gauge refresh failed");
+        }
+    }
+}
+
+async fn refresh(shared: &Shared) -> Result<(), StoreError> {
+    let counts = shared.store.count_by_queue_and_state().await?;
+    shared.metrics.jobs.reset();
+    for (queue, state, count) in counts {
+        shared
+            .metrics
+            .jobs
+            .with_label_values(&[queue.as_str(), state.as_str()])
+            .set(count);
+    }
+    let alive = shared
+        .store
+        .count_live_workers(shared.config.lease_timeout)
+        .await?;
+    shared.metrics.workers_alive.set(alive);
+    shared
+        .store
+        .forget_dead_workers(FORGET_WORKERS_AFTER)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Intake: consume `Submit` envelopes in batches, insert their jobs with one
+//! statement and one commit, then acknowledge the whole batch at once.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use warren_broker::{Delivery, Session};
+use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
+
+use crate::batch::{next_batch, with_db_retry, DbOutcome};
+use crate::session::SessionError;
+use crate::shared::Shared;
+
+/// Consumes `<ns>.submit` until the session ends.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    token: CancellationToken,
+) -> Result<(), SessionError> {
+    let queue = shared.config.broker.names().submit_queue();
+    let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
+    let mut consumer = session.consume(&queue, prefetch, "warren-intake").await?;
+    while let Some(batch) =
+        next_batch(&mut consumer, shared.config.batch_size, &token, "intake").await?
+    {
+        let accepted = reject_unreadable(&shared, batch).await?;
+        if !insert(&shared, &token, &accepted).await? {
+            return Ok(());
+        }
+        if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {
+            consumer.ack_up_to(last).await?;
+        }
+        shared.wake_dispatcher();
+    }
+    Ok(())
+}
+
+/// Dead-letters envelopes that cannot be read or hold an invalid job; keeps the rest.
+async fn reject_unreadable(
+    shared: &Shared,
+    batch: Vec<Delivery>,
+) -> Result<Vec<(Delivery, SubmitEnvelope)>, SessionError> {
+    let mut accepted = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        let decoded = decode::<SubmitEnvelope>(&delivery.body, shared.config.max_payload_bytes)
+            .map_err(|e| (e.reason(), e.to_string()))
+            .and_then(
+                |env| match env.jobs.iter().try_for_each(JobSpec::validate) {
+                    Ok(()) => Ok(env),
+                    Err(e) => Err(("invalid_job", e.to_string())),
+                },
+            );
+        match decoded {
+            Ok(envelope) => accepted.push((delivery, envelope)),
+            Err((reason, message)) => {
+                shared
+                    .metrics
+                    .rejected
+                    .with_label_values(&["submit", reason])
+                    .inc();
+                tracing::warn!(reason, error = %message, "dead-lettering submission");
+                delivery.reject().await?;
+            }
+        }
+    }
+    Ok(accepted)
+}
+
+/// Inserts every accepted job; an envelope the database refuses (after the
+/// batch as a whole was refused) is dead-lettered on its own. Returns false
+/// on shutdown.
+async fn insert(
+    shared: &Shared,
+    token: &CancellationToken,
+    accepted: &[(Delivery, SubmitEnvelope)],
+) -> Result<bool, SessionError> {
+    let specs: Vec<JobSpec> = accepted
+        .iter()
+        .flat_map(|(_, env)| env.jobs.iter().cloned())
+        .collect();
+    match with_db_retry(shared, "intake", token, || shared.store.insert_jobs(&specs)).await {
+        DbOutcome::Done(created) => {
+            count(shared, specs.len(), created.len());
+            return Ok(true);
+        }
+        DbOutcome::Shutdown => return Ok(false),
+        DbOutcome::Rejected(e) => {
+            tracing::warn!(error = %e, "batch refused by the database; inserting envelopes one by one")
+        }
+    }
+    for (delivery, envelope) in accepted {
+        match with_db_retry(shared, "intake", token, || {
+            shared.store.insert_jobs(&envelope.jobs)
+        })
+        .await
+        {
+            DbOutcome::Done(created) => count(shared, envelope.jobs.len(), created.len()),
+            DbOutcome::Shutdown => return Ok(false),
+            DbOutcome::Rejected(e) => {
+                shared
+                    .metrics
+                    .rejected
+                    .with_label_values(&["submit", "database_refused"])
+                    .inc();
+                tracing::warn!(error = %e, "dead-lettering submission refused by the database");
+                delivery.reject().await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn count(shared: &Shared, submitted: usize, created: usize) {
+    shared
+        .metrics
+        .submitted
+        .with_label_values(&["created"])
+        .inc_by(created as u64);
+    shared
+        .metrics
+        .submitted
+        .with_label_values(&["duplicate"])
+        .inc_by((submitted - created) as u64);
+}

@@ -1,0 +1,119 @@
+//! `warren-coordinator`: parses configuration, then runs the coordinator
+//! until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use warren_broker::{BrokerConfig, QueueType};
+use warren_coordinator::*;
+use warren_core::parse_duration;
+use warren_store::StoreConfig;
+
+/// Warren coordinator: job intake, dispatch, report handling, sweeper and HTTP API.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// PostgreSQL URL (the database is created if missing).
+    #[arg(long, env = "WARREN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+    /// RabbitMQ URL.
+    #[arg(long, env = "WARREN_AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    amqp_url: String,
+    /// Prefix of every exchange and queue.
+    #[arg(long, env = "WARREN_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// HTTP API and /metrics address.
+    #[arg(long, env = "WARREN_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    http_addr: SocketAddr,
+    /// Bearer token of the API (at least 16 characters).
+    #[arg(long, env = "WARREN_API_TOKEN", hide_env_values = true)]
+    api_token: String,
+    /// Time out running jobs of a worker silent this long.
+    #[arg(long, env = "WARREN_LEASE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    lease_timeout: Duration,
+    /// Sweeper period.
+    #[arg(long, env = "WARREN_SWEEP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    sweep_interval: Duration,
+    /// Re-dispatch jobs queued this long without a Started report.
+    #[arg(long, env = "WARREN_DISPATCH_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    dispatch_timeout: Duration,
+    /// Grace past a job's own timeout before the sweeper times it out.
+    #[arg(long, env = "WARREN_DEADLINE_GRACE", default_value = "5s", value_parser = parse_duration)]
+    deadline_grace: Duration,
+    /// How often the dispatcher looks for due retries and delayed jobs.
+    #[arg(long, env = "WARREN_POLL_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Jobs or reports per statement.
+    #[arg(long, env = "WARREN_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Largest accepted message or request body, in bytes.
+    #[arg(long, env = "WARREN_MAX_PAYLOAD_BYTES", default_value_t = warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_payload_bytes: usize,
+    /// RabbitMQ queue type: quorum or classic.
+    #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
+    queue_type: QueueType,
+    /// PostgreSQL pool size.
+    #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
+    db_pool_size: u32,
+}
+
+impl Args {
+    fn into_config(self) -> CoordinatorConfig {
+        let mut broker = BrokerConfig::new(self.amqp_url, self.namespace);
+        broker.queue_type = self.queue_type;
+        CoordinatorConfig {
+            store: StoreConfig {
+                url: self.database_url,
+                max_connections: self.db_pool_size,
+            },
+            broker,
+            http_addr: self.http_addr,
+            api_token: self.api_token,
+            lease_timeout: self.lease_timeout,
+            sweep_interval: self.sweep_interval,
+            dispatch_timeout: self.dispatch_timeout,
+            deadline_grace: self.deadline_grace,
+            poll_interval: self.poll_interval,
+            batch_size: self.batch_size,
+            max_payload_bytes: self.max_payload_bytes,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Args::parse().into_config();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    match run(config, shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "coordinator failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,179 @@
+//! Prometheus metrics of the coordinator. Labels are bounded (queue, task
+//! type, state, reason) — never a job id.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use warren_store::Transition;
+
+/// Every metric the coordinator exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `warren_job_transitions_total{queue, from, to}`.
+    pub transitions: IntCounterVec,
+    /// `warren_jobs{queue, state}`.
+    pub jobs: IntGaugeVec,
+    /// `warren_queue_wait_seconds{queue}`: dispatchable → started.
+    pub queue_wait: HistogramVec,
+    /// `warren_run_seconds{queue, task_type}`: started → finished.
+    pub run_time: HistogramVec,
+    /// `warren_stale_reports_total{kind}`.
+    pub stale_reports: IntCounterVec,
+    /// `warren_rejected_messages_total{source, reason}`.
+    pub rejected: IntCounterVec,
+    /// `warren_rescued_jobs_total{reason}`.
+    pub rescued: IntCounterVec,
+    /// `warren_workers_alive`.
+    pub workers_alive: IntGauge,
+    /// `warren_jobs_submitted_total{outcome}` (created / duplicate).
+    pub submitted: IntCounterVec,
+    /// `warren_broker_connected` (1 while a broker session is up).
+    pub broker_connected: IntGauge,
+    /// `warren_broker_reconnects_total`.
+    pub broker_reconnects: IntCounter,
+    /// `warren_database_errors_total{loop}`.
+    pub database_errors: IntCounterVec,
+}
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+            let metric = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let transitions = counter(
+            "warren_job_transitions_total",
+            "Job state transitions applied.",
+            &["queue", "from", "to"],
+        );
+        let stale_reports = counter(
+            "warren_stale_reports_total",
+            "Worker reports that matched no current attempt.",
+            &["kind"],
+        );
+        let rejected = counter(
+            "warren_rejected_messages_total",
+            "Messages dead-lettered as unreadable or invalid.",
+            &["source", "reason"],
+        );
+        let rescued = counter(
+            "warren_rescued_jobs_total",
+            "Jobs rescued by the sweeper.",
+            &["reason"],
+        );
+        let submitted = counter(
+            "warren_jobs_submitted_total",
+            "Submitted jobs by outcome.",
+            &["outcome"],
+        );
+        let database_errors = counter(
+            "warren_database_errors_total",
+            "Database errors by loop (retried).",
+            &["loop"],
+        );
+        let queue_wait = histogram(
+            "warren_queue_wait_seconds",
+            "Time from dispatchable to started.",
+            &["queue"],
+        );
+        let run_time = histogram(
+            "warren_run_seconds",
+            "Time from started to finished.",
+            &["queue", "task_type"],
+        );
+        let jobs = IntGaugeVec::new(
+            Opts::new("warren_jobs", "Jobs by queue and state."),
+            &["queue", "state"],
+        )
+        .expect("valid metric");
+        let workers_alive =
+            IntGauge::new("warren_workers_alive", "Workers with a recent heartbeat.")
+                .expect("valid metric");
+        let broker_connected =
+            IntGauge::new("warren_broker_connected", "1 while connected to RabbitMQ.")
+                .expect("valid metric");
+        let broker_reconnects = IntCounter::new(
+            "warren_broker_reconnects_total",
+            "Broker sessions re-established.",
+        )
+        .expect("valid metric");
+        for metric in [
+            Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(workers_alive.clone()),
+            Box::new(broker_connected.clone()),
+            Box::new(broker_reconnects.clone()),
+        ] {
+            registry.register(metric).expect("unique metric");
+        }
+        Self {
+            registry,
+            transitions,
+            jobs,
+            queue_wait,
+            run_time,
+            stale_reports,
+            rejected,
+            rescued,
+            workers_alive,
+            submitted,
+            broker_connected,
+            broker_reconnects,
+            database_errors,
+        }
+    }
+
+    /// Counts applied transitions and observes their timings.
+    pub fn record(&self, transitions: &[Transition]) {
+        for t in transitions {
+            self.transitions
+                .with_label_values(&[t.queue.as_str(), t.from.as_str(), t.to.as_str()])
+                .inc();
+            match (t.to, t.seconds) {
+                (warren_core::JobState::Running, Some(wait)) => self
+                    .queue_wait
+                    .with_label_values(&[t.queue.as_str()])
+                    .observe(wait),
+                (to, Some(run)) if to != warren_core::JobState::Retrying => self
+                    .run_time
+                    .with_label_values(&[t.queue.as_str(), t.task_type.as_str()])
+                    .observe(run),
+                _ => {}
+            }
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,72 @@
+//! The sweeper: every `sweep_interval`, using the database clock and
+//! `SKIP LOCKED`, times out running jobs whose worker went silent or whose
+//! deadline passed (telling the worker to stop), and re-dispatches jobs whose
+//! task message was lost. Retries and delayed jobs are picked up by the
+//! dispatcher's own poll.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use warren_store::{StoreError, SweepOutcome};
+
+use crate::shared::Shared;
+
+/// Rows handled per sweep query.
+const SWEEP_LIMIT: i64 = 1_000;
+
+/// Sweeps until shutdown.
+pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.config.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sweep(&shared).await {
+            shared
+                .metrics
+                .database_errors
+                .with_label_values(&["sweeper"])
+                .inc();
+            tracing::warn!(error = %e, "sweep failed; will retry next interval");
+        }
+    }
+}
+
+async fn sweep(shared: &Shared) -> Result<(), StoreError> {
+    let config = &shared.config;
+    let lost = shared
+        .store
+        .rescue_lost_heartbeats(config.lease_timeout, SWEEP_LIMIT)
+        .await?;
+    handle(shared, lost, "heartbeat_lost");
+    let late = shared
+        .store
+        .expire_deadlines(config.deadline_grace, SWEEP_LIMIT)
+        .await?;
+    handle(shared, late, "deadline");
+    let undelivered = shared
+        .store
+        .requeue_lost_dispatches(config.dispatch_timeout, SWEEP_LIMIT)
+        .await?;
+    handle(shared, undelivered, "dispatch_lost");
+    Ok(())
+}
+
+fn handle(shared: &Shared, outcome: SweepOutcome, reason: &'static str) {
+    if outcome.rescued == 0 {
+        return;
+    }
+    tracing::info!(count = outcome.rescued, reason, "rescued jobs");
+    shared
+        .metrics
+        .rescued
+        .with_label_values(&[reason])
+        .inc_by(outcome.rescued as u64);
+    shared.metrics.record(&outcome.transitions);
+    for (worker, job_id, attempt) in &outcome.cancels {
+        shared.send_cancel(worker, *job_id, *attempt, reason);
+    }
+    shared.wake_dispatcher();
+}

@@ -1,0 +1,111 @@
+//! Connecting: create the database if it is missing, open a pool, migrate.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::{Store, StoreError};
+
+/// Database settings.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `postgres://user:pass@host:port/db`.
+    pub url: String,
+    /// Maximum pool connections.
+    pub max_connections: u32,
+}
+
+impl StoreConfig {
+    /// Settings with the default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+        }
+    }
+}
+
+/// The URL with its password replaced by `***`, safe to log.
+pub fn redact_database_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Creates the database if missing, connects a pool and applies migrations.
+    pub async fn connect_and_migrate(config: &StoreConfig) -> Result<Store, StoreError> {
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(|_| {
+                StoreError::Config(format!("cannot parse {}", redact_database_url(&config.url)))
+            })?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        ensure_database(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations").run(&pool).await?;
+        Ok(Store::from_pool(pool))
+    }
+}
+
+/// Connects to the server's `postgres` database and creates ours if absent.
+async fn ensure_database(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another coordinator created it at the same moment.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = admin.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_database_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_database_url("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
+        assert_eq!(redact_database_url("postgres://h/db"), "postgres://h/db");
+    }
+}

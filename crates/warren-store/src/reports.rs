@@ -1,0 +1,281 @@
+//! Applying a batch of worker reports in one transaction.
+//!
+//! Phases keep each attempt's own order (Started → Progress → Completed or
+//! Failed): all starts (explicit, and implied by a coalesced result) in one
+//! UNNEST UPDATE, then progress, then completions, then failures. Every
+//! UPDATE is guarded by (state, attempt, lease); a report that matches no
+//! row is stale — a duplicate, out of date, or for a cancelled job.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use warren_core::protocol::{JobRef, Report, RetryDecision};
+use warren_core::JobState;
+
+use crate::retry::{schedule_retry, EndedAttempt, ENDED_COLUMNS};
+use crate::{Store, StoreError, Transition};
+
+/// What a batch of reports changed.
+#[derive(Debug, Default)]
+pub struct ReportOutcome {
+    /// Every state change, in the order applied.
+    pub transitions: Vec<Transition>,
+    /// Kind (`started`, `progress`, ...) of each report that changed nothing.
+    pub stale: Vec<&'static str>,
+}
+
+/// Longest error text kept per attempt.
+const MAX_ERROR_BYTES: usize = 8 * 1024;
+
+impl Store {
+    /// Applies reports (each paired with the id of the worker that sent it)
+    /// in one transaction.
+    pub async fn apply_reports(
+        &self,
+        batch: &[(&str, &Report)],
+    ) -> Result<ReportOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcome = ReportOutcome::default();
+        apply_starts(&mut tx, batch, &mut outcome).await?;
+        apply_progress(&mut tx, batch, &mut outcome).await?;
+        apply_completions(&mut tx, batch, &mut outcome).await?;
+        apply_failures(&mut tx, batch, &mut outcome).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Moved {
+    id: Uuid,
+    queue: String,
+    task_type: String,
+    attempt: i32,
+    seconds: Option<f64>,
+}
+
+impl Moved {
+    fn transition(self, from: JobState, to: JobState) -> Transition {
+        Transition {
+            job_id: self.id,
+            queue: self.queue,
+            task_type: self.task_type,
+            from,
+            to,
+            attempt: self.attempt,
+            seconds: self.seconds,
+        }
+    }
+}
+
+fn unzip_refs(jobs: &[JobRef]) -> (Vec<Uuid>, Vec<i32>, Vec<Uuid>) {
+    let ids = jobs.iter().map(|j| j.job_id).collect();
+    let attempts = jobs.iter().map(|j| j.attempt as i32).collect();
+    let leases = jobs.iter().map(|j| j.lease).collect();
+    (ids, attempts, leases)
+}
+
+async fn apply_starts(
+    conn: &mut PgConnection,
+    batch: &[(&str, &Report)],
+    out: &mut ReportOutcome,
+) -> Result<(), StoreError> {
+    let starts: Vec<(&str, JobRef, bool)> = batch
+        .iter()
+        .filter_map(|(worker, report)| match report {
+            Report::Started { job } => Some((*worker, *job, true)),
+            Report::Completed { job, .. } | Report::Failed { job, .. } => {
+                Some((*worker, *job, false))
+            }
+            Report::Progress { .. } => None,
+        })
+        .collect();
+    if starts.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<JobRef> = starts.iter().map(|s| s.1).collect();
+    let (ids, attempts, leases) = unzip_refs(&refs);
+    let workers: Vec<&str> = starts.iter().map(|s| s.0).collect();
+    let moved: Vec<Moved> = sqlx::query_as(
+        "UPDATE jobs j SET state = 'running', worker_id = r.worker, started_at = now(), progress_at = now()
+           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::text[]) AS r(id, attempt, lease, worker)
+          WHERE j.id = r.id AND j.state = 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
+         RETURNING j.id, j.queue, j.task_type, j.attempt,
+                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS seconds",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&leases)
+    .bind(&workers)
+    .fetch_all(&mut *conn)
+    .await?;
+    let started: HashSet<Uuid> = moved.iter().map(|m| m.id).collect();
+    let explicit_stale = starts
+        .iter()
+        .filter(|s| s.2 && !started.contains(&s.1.job_id))
+        .count();
+    out.stale
+        .extend(std::iter::repeat_n("started", explicit_stale));
+    out.transitions.extend(
+        moved
+            .into_iter()
+            .map(|m| m.transition(JobState::Queued, JobState::Running)),
+    );
+    Ok(())
+}
+
+async fn apply_progress(
+    conn: &mut PgConnection,
+    batch: &[(&str, &Report)],
+    out: &mut ReportOutcome,
+) -> Result<(), StoreError> {
+    // Several updates for one attempt in a batch merge field by field; the latest wins.
+    let mut merged: Vec<(JobRef, Option<f32>, Option<&str>, Option<&Value>)> = Vec::new();
+    for (_, report) in batch {
+        let Report::Progress {
+            job,
+            percent,
+            stage,
+            checkpoint,
+        } = report
+        else {
+            continue;
+        };
+        match merged.iter_mut().find(|m| m.0 == *job) {
+            Some(m) => {
+                m.1 = percent.or(m.1);
+                m.2 = stage.as_deref().or(m.2);
+                m.3 = checkpoint.as_ref().or(m.3);
+            }
+            None => merged.push((*job, *percent, stage.as_deref(), checkpoint.as_ref())),
+        }
+    }
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<JobRef> = merged.iter().map(|m| m.0).collect();
+    let (ids, attempts, leases) = unzip_refs(&refs);
+    let percents: Vec<Option<f32>> = merged.iter().map(|m| m.1).collect();
+    let stages: Vec<Option<&str>> = merged.iter().map(|m| m.2).collect();
+    let checkpoints: Vec<Option<Value>> = merged.iter().map(|m| m.3.cloned()).collect();
+    let updated = sqlx::query(
+        "UPDATE jobs j SET progress = COALESCE(r.percent, j.progress), stage = COALESCE(r.stage, j.stage),
+                           checkpoint = COALESCE(r.checkpoint, j.checkpoint), progress_at = now()
+           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::float4[], $5::text[], $6::jsonb[])
+                AS r(id, attempt, lease, percent, stage, checkpoint)
+          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&leases)
+    .bind(&percents)
+    .bind(&stages)
+    .bind(&checkpoints)
+    .execute(&mut *conn)
+    .await?;
+    let stale = refs.len().saturating_sub(updated.rows_affected() as usize);
+    out.stale.extend(std::iter::repeat_n("progress", stale));
+    Ok(())
+}
+
+async fn apply_completions(
+    conn: &mut PgConnection,
+    batch: &[(&str, &Report)],
+    out: &mut ReportOutcome,
+) -> Result<(), StoreError> {
+    let mut refs = Vec::new();
+    let mut results = Vec::new();
+    for (_, report) in batch {
+        if let Report::Completed { job, result } = report {
+            refs.push(*job);
+            results.push(result.clone());
+        }
+    }
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let (ids, attempts, leases) = unzip_refs(&refs);
+    let moved: Vec<Moved> = sqlx::query_as(
+        "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
+           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
+          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease
+         RETURNING j.id, j.queue, j.task_type, j.attempt,
+                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&leases)
+    .bind(&results)
+    .fetch_all(&mut *conn)
+    .await?;
+    out.stale.extend(std::iter::repeat_n(
+        "completed",
+        refs.len().saturating_sub(moved.len()),
+    ));
+    out.transitions.extend(
+        moved
+            .into_iter()
+            .map(|m| m.transition(JobState::Running, JobState::Completed)),
+    );
+    Ok(())
+}
+
+async fn apply_failures(
+    conn: &mut PgConnection,
+    batch: &[(&str, &Report)],
+    out: &mut ReportOutcome,
+) -> Result<(), StoreError> {
+    for (_, report) in batch {
+        let Report::Failed { job, failure } = report else {
+            continue;
+        };
+        let to = if failure.timed_out {
+            JobState::Timeout
+        } else {
+            JobState::Failed
+        };
+        let error = truncate(&failure.error, MAX_ERROR_BYTES);
+        let ended: Option<EndedAttempt> = sqlx::query_as(&format!(
+            "UPDATE jobs j SET state = $4::job_state, error = $5, finished_at = now()
+              WHERE j.id = $1 AND j.state = 'running' AND j.attempt = $2 AND j.lease = $3
+             RETURNING {ENDED_COLUMNS}"
+        ))
+        .bind(job.job_id)
+        .bind(job.attempt as i32)
+        .bind(job.lease)
+        .bind(to.as_str())
+        .bind(error)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(ended) = ended else {
+            out.stale.push("failed");
+            continue;
+        };
+        out.transitions
+            .push(ended.transition(JobState::Running, to));
+        let hint = match failure.retry {
+            RetryDecision::Fatal => continue,
+            RetryDecision::Retryable => None,
+            RetryDecision::RetryAfter { ms } => Some(Duration::from_millis(ms)),
+        };
+        if let Some(retry) = schedule_retry(conn, &ended, to, hint).await? {
+            out.transitions.push(retry);
+        }
+    }
+    Ok(())
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

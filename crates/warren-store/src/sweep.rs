@@ -1,0 +1,153 @@
+//! The sweeper's queries. Each claims a bounded batch with `SKIP LOCKED`
+//! using the database clock, so any number of coordinators can sweep at once.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+use warren_core::JobState;
+
+use crate::retry::{schedule_retry, EndedAttempt, ENDED_COLUMNS};
+use crate::{Store, StoreError, Transition};
+
+/// What one sweep changed.
+#[derive(Debug, Default)]
+pub struct SweepOutcome {
+    /// State changes, in order.
+    pub transitions: Vec<Transition>,
+    /// (worker, job, attempt) whose execution must be stopped on the worker.
+    pub cancels: Vec<(String, Uuid, u32)>,
+    /// Jobs rescued by this sweep (metric).
+    pub rescued: usize,
+}
+
+impl Store {
+    /// Running jobs whose worker has not sent a heartbeat for `lease_timeout`
+    /// go to `timeout` (then `retrying` if attempts remain).
+    pub async fn rescue_lost_heartbeats(
+        &self,
+        lease_timeout: Duration,
+        limit: i64,
+    ) -> Result<SweepOutcome, StoreError> {
+        self.time_out_running(
+            "SELECT j.id FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id
+              WHERE j.state = 'running'
+                AND COALESCE(w.last_heartbeat_at, j.started_at) < now() - $1 * interval '1 millisecond'
+              LIMIT $2 FOR UPDATE OF j SKIP LOCKED",
+            "worker heartbeat lost",
+            lease_timeout,
+            limit,
+        )
+        .await
+    }
+
+    /// Running jobs past `started_at + timeout_ms + grace` go to `timeout`;
+    /// the worker is told to stop. (Workers enforce the timeout themselves;
+    /// this is the backstop for a worker that cannot.)
+    pub async fn expire_deadlines(
+        &self,
+        grace: Duration,
+        limit: i64,
+    ) -> Result<SweepOutcome, StoreError> {
+        self.time_out_running(
+            "SELECT j.id FROM jobs j
+              WHERE j.state = 'running' AND j.timeout_ms IS NOT NULL
+                AND j.started_at + (j.timeout_ms + $1) * interval '1 millisecond' < now()
+              LIMIT $2 FOR UPDATE SKIP LOCKED",
+            "execution deadline exceeded",
+            grace,
+            limit,
+        )
+        .await
+    }
+
+    async fn time_out_running(
+        &self,
+        select: &str,
+        error: &str,
+        age: Duration,
+        limit: i64,
+    ) -> Result<SweepOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ended: Vec<EndedAttempt> = sqlx::query_as(&format!(
+            "WITH lost AS ({select})
+             UPDATE jobs j SET state = 'timeout', error = $3, finished_at = now()
+               FROM lost WHERE j.id = lost.id AND j.state = 'running'
+             RETURNING {ENDED_COLUMNS}"
+        ))
+        .bind(age.as_millis() as i64)
+        .bind(limit)
+        .bind(error)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut outcome = SweepOutcome {
+            rescued: ended.len(),
+            ..SweepOutcome::default()
+        };
+        for attempt in &ended {
+            outcome
+                .transitions
+                .push(attempt.transition(JobState::Running, JobState::Timeout));
+            if let Some(worker) = &attempt.worker_id {
+                outcome
+                    .cancels
+                    .push((worker.clone(), attempt.id, attempt.attempt as u32));
+            }
+            if let Some(retry) = schedule_retry(&mut tx, attempt, JobState::Timeout, None).await? {
+                outcome.transitions.push(retry);
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Jobs `queued` for longer than `dispatch_timeout` whose task message was
+    /// lost (e.g. the coordinator died between commit and publish) go back to
+    /// `pending` with the same attempt number, to be dispatched again.
+    pub async fn requeue_lost_dispatches(
+        &self,
+        dispatch_timeout: Duration,
+        limit: i64,
+    ) -> Result<SweepOutcome, StoreError> {
+        let moved: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
+            "WITH lost AS (
+                 SELECT id FROM jobs
+                  WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'
+                  LIMIT $2 FOR UPDATE SKIP LOCKED)
+             UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,
+                               transition_note = '{\"reason\": \"dispatch_timeout\"}'
+               FROM lost WHERE j.id = lost.id AND j.state = 'queued'
+             RETURNING j.id, j.queue, j.task_type, j.attempt",
+        )
+        .bind(dispatch_timeout.as_millis() as i64)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(SweepOutcome {
+            rescued: moved.len(),
+            transitions: moved
+                .into_iter()
+                .map(|(job_id, queue, task_type, attempt)| Transition {
+                    job_id,
+                    queue,
+                    task_type,
+                    from: JobState::Queued,
+                    to: JobState::Pending,
+                    attempt,
+                    seconds: None,
+                })
+                .collect(),
+            cancels: Vec::new(),
+        })
+    }
+
+    /// Forgets workers silent for longer than `age` (their jobs were rescued long ago).
+    pub async fn forget_dead_workers(&self, age: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM workers WHERE last_heartbeat_at < now() - $1 * interval '1 millisecond'",
+        )
+        .bind(age.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,88 @@
+//! The worker's configuration: one validated struct with named defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use warren_broker::BrokerConfig;
+
+/// Default heartbeat period.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default time a cancelled handler gets before it is aborted.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// Default time in-flight jobs get to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default concurrency.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
+
+/// Everything a worker needs to run.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// RabbitMQ settings.
+    pub broker: BrokerConfig,
+    /// Queues to consume.
+    pub queues: Vec<String>,
+    /// Jobs run at once (also the prefetch of each queue).
+    pub concurrency: u16,
+    /// Heartbeat period; must be well below the coordinator's lease timeout.
+    pub heartbeat_interval: Duration,
+    /// How long a cancelled or timed-out handler may take to stop before it is aborted.
+    pub cancel_grace: Duration,
+    /// How long in-flight jobs may run after a shutdown request.
+    pub shutdown_timeout: Duration,
+    /// Largest accepted task message and largest result sent back.
+    pub max_payload_bytes: usize,
+    /// Where to serve `/metrics` and `/health` (None: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// This process's identity: hostname + a fresh UUID.
+    pub worker_id: String,
+}
+
+impl WorkerConfig {
+    /// Defaults, with a fresh worker id.
+    pub fn new(broker: BrokerConfig, queues: Vec<String>) -> Self {
+        Self {
+            broker,
+            queues,
+            concurrency: DEFAULT_CONCURRENCY,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            cancel_grace: DEFAULT_CANCEL_GRACE,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
+            metrics_addr: None,
+            worker_id: new_worker_id(),
+        }
+    }
+
+    /// Rejects settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queues.is_empty() {
+            return Err("WARREN_QUEUES must name at least one queue".into());
+        }
+        for queue in &self.queues {
+            warren_core::validate_name("queue", queue).map_err(|e| e.to_string())?;
+        }
+        warren_core::validate_name("worker id", &self.worker_id).map_err(|e| e.to_string())?;
+        if self.concurrency == 0 {
+            return Err("WARREN_CONCURRENCY must be at least 1".into());
+        }
+        if self.heartbeat_interval < Duration::from_millis(50) {
+            return Err("WARREN_HEARTBEAT_INTERVAL must be at least 50ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// `hostname-<uuid>`: unique per process, so a restarted worker never
+/// inherits its predecessor's jobs.
+pub fn new_worker_id() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "worker".into());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(60)
+        .collect();
+    format!("{host}-{}", uuid::Uuid::new_v4().simple())
+}

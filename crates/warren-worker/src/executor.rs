@@ -1,0 +1,216 @@
+//! Runs one attempt: report Started (acknowledging the delivery only once
+//! the broker confirmed that report), run the handler under the job's
+//! timeout and cancellation, and report the outcome.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use warren_broker::Delivery;
+use warren_core::protocol::{Failure, JobRef, Report, RetryDecision, TaskMessage};
+
+use crate::context::JobContext;
+use crate::handler::{HandlerError, Registry};
+use crate::metrics::WorkerMetrics;
+use crate::reporter::Outgoing;
+
+/// Longest error text reported.
+const MAX_ERROR_BYTES: usize = 4 * 1024;
+
+/// What every attempt shares.
+pub(crate) struct Executor {
+    pub(crate) registry: Registry,
+    pub(crate) metrics: WorkerMetrics,
+    pub(crate) reports: mpsc::UnboundedSender<Report>,
+    pub(crate) outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Attempts in flight, for heartbeats and cancel requests.
+    pub(crate) running: Mutex<HashMap<Uuid, (JobRef, CancellationToken)>>,
+    /// Parent of every job's token: cancelled when shutdown stops waiting.
+    pub(crate) abort_all: CancellationToken,
+    pub(crate) cancel_grace: Duration,
+    pub(crate) max_result_bytes: usize,
+}
+
+/// How an attempt ended.
+enum Outcome {
+    Done(Result<serde_json::Value, HandlerError>),
+    TimedOut(Duration),
+    Stopped,
+    Panicked,
+}
+
+impl Executor {
+    /// The attempts in flight.
+    pub(crate) fn running_jobs(&self) -> Vec<JobRef> {
+        self.running
+            .lock()
+            .expect("running map poisoned")
+            .values()
+            .map(|(job, _)| *job)
+            .collect()
+    }
+
+    /// Trips the token of a running attempt (older attempts are ignored).
+    pub(crate) fn cancel(&self, job_id: Uuid, attempt: u32) -> bool {
+        let running = self.running.lock().expect("running map poisoned");
+        match running.get(&job_id) {
+            Some((job, token)) if job.attempt <= attempt => {
+                token.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs one attempt to its end. `delivery` is acknowledged once Started is confirmed.
+    pub(crate) async fn execute(self: Arc<Self>, delivery: Delivery, task: TaskMessage) {
+        let job = task.job_ref();
+        let Some(handler) = self.registry.get(&task.task_type) else {
+            let failure = fail(
+                format!("no handler registered for task type {:?}", task.task_type),
+                RetryDecision::Fatal,
+                false,
+            );
+            self.metrics
+                .jobs
+                .with_label_values(&["unknown", "no_handler"])
+                .inc();
+            self.confirm_then_ack(Report::Failed { job, failure }, &delivery)
+                .await;
+            return;
+        };
+        let token = self.abort_all.child_token();
+        self.running
+            .lock()
+            .expect("running map poisoned")
+            .insert(job.job_id, (job, token.clone()));
+        self.metrics.running.inc();
+        self.confirm_then_ack(Report::Started { job }, &delivery)
+            .await;
+
+        let started = Instant::now();
+        let ctx = JobContext::new(&task, token.clone(), self.reports.clone());
+        let timeout = task.timeout_ms.map(Duration::from_millis);
+        let outcome = self
+            .supervise(tokio::spawn(handler(ctx, task.payload)), &token, timeout)
+            .await;
+
+        self.running
+            .lock()
+            .expect("running map poisoned")
+            .remove(&job.job_id);
+        self.metrics.running.dec();
+        self.metrics
+            .job_seconds
+            .with_label_values(&[task.task_type.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        let (label, report) = self.report_for(job, outcome);
+        self.metrics
+            .jobs
+            .with_label_values(&[task.task_type.as_str(), label])
+            .inc();
+        let _ = self.reports.send(report);
+    }
+
+    /// Waits for the handler, enforcing the timeout and cancellation; a
+    /// handler that ignores cancellation is aborted after the grace period.
+    async fn supervise(
+        &self,
+        mut handle: tokio::task::JoinHandle<Result<serde_json::Value, HandlerError>>,
+        token: &CancellationToken,
+        timeout: Option<Duration>,
+    ) -> Outcome {
+        let deadline = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped = tokio::select! {
+            joined = &mut handle => return joined.map_or(Outcome::Panicked, Outcome::Done),
+            _ = deadline => Outcome::TimedOut(timeout.unwrap_or_default()),
+            _ = token.cancelled() => Outcome::Stopped,
+        };
+        token.cancel();
+        if tokio::time::timeout(self.cancel_grace, &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+            tracing::warn!("handler ignored cancellation; aborted");
+        }
+        stopped
+    }
+
+    fn report_for(&self, job: JobRef, outcome: Outcome) -> (&'static str, Report) {
+        let failed = |label, failure| (label, Report::Failed { job, failure });
+        match outcome {
+            Outcome::Done(Ok(result)) => match serde_json::to_vec(&result).map(|b| b.len()) {
+                Ok(size) if size <= self.max_result_bytes => {
+                    ("completed", Report::Completed { job, result })
+                }
+                _ => failed(
+                    "failed",
+                    fail(
+                        format!("result exceeds {} bytes", self.max_result_bytes),
+                        RetryDecision::Fatal,
+                        false,
+                    ),
+                ),
+            },
+            Outcome::Done(Err(e)) => failed("failed", fail(e.to_string(), e.decision(), false)),
+            Outcome::TimedOut(t) => failed(
+                "timeout",
+                fail(
+                    format!("timed out after {}", warren_core::format_duration(t)),
+                    RetryDecision::Retryable,
+                    true,
+                ),
+            ),
+            Outcome::Stopped => failed(
+                "cancelled",
+                fail(
+                    "stopped: cancelled or worker shutting down".into(),
+                    RetryDecision::Retryable,
+                    false,
+                ),
+            ),
+            Outcome::Panicked => failed(
+                "panicked",
+                fail("handler panicked".into(), RetryDecision::Retryable, false),
+            ),
+        }
+    }
+
+    /// Sends `report`, waits for the broker's confirm, then acks the delivery.
+    async fn confirm_then_ack(&self, report: Report, delivery: &Delivery) {
+        let (tx, rx) = oneshot::channel();
+        if self.outgoing.send(Outgoing::Confirmed(report, tx)).is_err() || rx.await.is_err() {
+            return; // shutting down: the unacked delivery returns to the queue
+        }
+        if let Err(e) = delivery.ack().await {
+            // The session died: the message is redelivered; the duplicate
+            // Started for this attempt is then stale and counted.
+            tracing::warn!(error = %e, "could not ack task delivery");
+        }
+    }
+}
+
+fn fail(error: String, retry: RetryDecision, timed_out: bool) -> Failure {
+    let mut error = error;
+    if error.len() > MAX_ERROR_BYTES {
+        let mut end = MAX_ERROR_BYTES;
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+    }
+    Failure {
+        error,
+        retry,
+        timed_out,
+    }
+}
