@@ -1,1 +1,8 @@
-fn main() {}
+//! Integration tests against the real RabbitMQ and PostgreSQL. Each test has
+//! its own database and AMQP namespace, so they run in parallel.
+
+mod cancel;
+mod lifecycle;
+mod poison;
+mod rescue;
+mod retries;

@@ -1,1 +1,15 @@
-//! support
+//! Test support for Warren's integration and end-to-end tests.
+//!
+//! Every [`TestEnv`] has its own PostgreSQL database and its own AMQP
+//! namespace, so tests run in parallel against the one real RabbitMQ and
+//! PostgreSQL without seeing each other. Coordinators and workers run either
+//! in-process (through the same `serve`/`run` entry points the binaries use)
+//! or as real processes of the built binaries.
+
+mod env;
+mod processes;
+mod wait;
+
+pub use env::{TestEnv, TEST_TOKEN};
+pub use processes::{binary, ChildGuard};
+pub use wait::{eventually, DEADLINE};

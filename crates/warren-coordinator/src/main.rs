@@ -51,6 +51,9 @@ struct Args {
     /// Largest accepted message or request body, in bytes.
     #[arg(long, env = "WARREN_MAX_PAYLOAD_BYTES", default_value_t = warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
+    /// Delete this deployment's queues after they are unused this long (x-expires; unset = never).
+    #[arg(long, env = "WARREN_QUEUE_EXPIRES", value_parser = parse_duration)]
+    queue_expires: Option<Duration>,
     /// RabbitMQ queue type: quorum or classic.
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
@@ -63,6 +66,7 @@ impl Args {
     fn into_config(self) -> CoordinatorConfig {
         let mut broker = BrokerConfig::new(self.amqp_url, self.namespace);
         broker.queue_type = self.queue_type;
+        broker.queue_expires = self.queue_expires;
         CoordinatorConfig {
             store: StoreConfig {
                 url: self.database_url,

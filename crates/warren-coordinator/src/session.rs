@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use warren_broker::{BrokerError, Session};
+use warren_broker::{BrokerError, Session, SessionPacer};
 
 use crate::shared::Shared;
 use crate::{control, dispatcher, intake, reports};
@@ -24,12 +24,14 @@ pub(crate) enum SessionError {
 /// Runs sessions until `shutdown` is cancelled.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut connected_before = false;
+    let mut pacer = SessionPacer::new();
     while let Some(session) = Session::connect_with_backoff(&shared.config.broker, &shutdown).await
     {
         if connected_before {
             shared.metrics.broker_reconnects.inc();
         }
         connected_before = true;
+        pacer.started();
         let session = Arc::new(session);
         let result = run_session(&shared, &session, &shutdown).await;
         shared.metrics.broker_connected.set(0);
@@ -38,6 +40,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             Ok(()) if shutdown.is_cancelled() => break,
             Ok(()) => tracing::warn!("broker session ended; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "broker session failed; reconnecting"),
+        }
+        if !pacer.pause(&shutdown).await {
+            break;
         }
     }
 }

@@ -70,6 +70,8 @@ impl Store {
     /// Claims up to `limit` due jobs from unpaused queues and moves them to
     /// `queued` with `attempt + 1` and a fresh lease, in one statement.
     pub async fn claim_for_dispatch(&self, limit: i64) -> Result<Vec<DispatchedJob>, StoreError> {
+        // The outer SELECT re-sorts: UPDATE ... RETURNING promises no order,
+        // and the dispatcher publishes in the order returned.
         let jobs = sqlx::query_as::<_, DispatchedJob>(
             "WITH due AS (
                  SELECT id, state FROM jobs
@@ -77,14 +79,17 @@ impl Store {
                    AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = jobs.queue AND q.paused)
                  ORDER BY priority DESC, run_at
                  LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE jobs j
-                SET state = 'queued', attempt = j.attempt + 1, lease = gen_random_uuid(),
-                    queued_at = now(), worker_id = NULL, started_at = NULL
-               FROM due
-              WHERE j.id = due.id
-             RETURNING j.id, j.queue, j.task_type, j.payload, j.attempt, j.lease, j.timeout_ms,
-                       j.max_attempts, j.checkpoint, due.state::text AS from_state",
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE jobs j
+                    SET state = 'queued', attempt = j.attempt + 1, lease = gen_random_uuid(),
+                        queued_at = now(), worker_id = NULL, started_at = NULL
+                   FROM due
+                  WHERE j.id = due.id
+                 RETURNING j.id, j.queue, j.task_type, j.payload, j.attempt, j.lease, j.timeout_ms,
+                           j.max_attempts, j.checkpoint, due.state::text AS from_state, j.priority, j.run_at)
+             SELECT id, queue, task_type, payload, attempt, lease, timeout_ms, max_attempts, checkpoint, from_state
+               FROM claimed ORDER BY priority DESC, run_at",
         )
         .bind(limit)
         .fetch_all(&self.pool)

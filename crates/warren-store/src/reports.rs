@@ -113,9 +113,12 @@ async fn apply_starts(
     .fetch_all(&mut *conn)
     .await?;
     let started: HashSet<Uuid> = moved.iter().map(|m| m.id).collect();
+    // One explicit Started per moved job took effect; every other one (no row
+    // matched, or a duplicate within this batch) is stale.
+    let mut effective = HashSet::new();
     let explicit_stale = starts
         .iter()
-        .filter(|s| s.2 && !started.contains(&s.1.job_id))
+        .filter(|s| s.2 && !(started.contains(&s.1.job_id) && effective.insert(s.1.job_id)))
         .count();
     out.stale
         .extend(std::iter::repeat_n("started", explicit_stale));
@@ -127,13 +130,16 @@ async fn apply_starts(
     Ok(())
 }
 
+/// One attempt's merged progress: (attempt, percent, stage, checkpoint).
+type MergedProgress<'a> = (JobRef, Option<f32>, Option<&'a str>, Option<&'a Value>);
+
 async fn apply_progress(
     conn: &mut PgConnection,
     batch: &[(&str, &Report)],
     out: &mut ReportOutcome,
 ) -> Result<(), StoreError> {
     // Several updates for one attempt in a batch merge field by field; the latest wins.
-    let mut merged: Vec<(JobRef, Option<f32>, Option<&str>, Option<&Value>)> = Vec::new();
+    let mut merged: Vec<MergedProgress<'_>> = Vec::new();
     for (_, report) in batch {
         let Report::Progress {
             job,

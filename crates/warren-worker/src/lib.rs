@@ -40,7 +40,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warren_broker::Session;
+use warren_broker::{Session, SessionPacer};
 use warren_core::protocol::Heartbeat;
 
 pub use config::*;
@@ -122,8 +122,10 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(config.concurrency as usize));
     let mut draining = None;
+    let mut pacer = SessionPacer::new();
     while let Some(session) = Session::connect_with_backoff(&config.broker, &shutdown).await {
         metrics.connected.set(1);
+        pacer.started();
         let deps = SessionDeps {
             config: &config,
             executor: &executor,
@@ -140,6 +142,9 @@ pub async fn run(
             SessionEnd::Failed(e) => {
                 metrics.connected.set(0);
                 tracing::warn!(error = %e, "broker session failed; reconnecting (running jobs continue)");
+                if !pacer.pause(&shutdown).await {
+                    break;
+                }
             }
         }
     }

@@ -46,6 +46,9 @@ struct Args {
     /// Serve /metrics and /health here.
     #[arg(long, env = "WARREN_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// Delete this deployment's queues after they are unused this long (x-expires; unset = never).
+    #[arg(long, env = "WARREN_QUEUE_EXPIRES", value_parser = parse_duration)]
+    queue_expires: Option<Duration>,
     /// RabbitMQ queue type: quorum or classic (must match the coordinator).
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
@@ -61,6 +64,7 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let mut broker = BrokerConfig::new(args.amqp_url, args.namespace);
     broker.queue_type = args.queue_type;
+    broker.queue_expires = args.queue_expires;
     let mut config = WorkerConfig::new(broker, args.queues);
     config.concurrency = args.concurrency;
     config.heartbeat_interval = args.heartbeat_interval;

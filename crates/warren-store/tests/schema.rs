@@ -1,0 +1,108 @@
+//! The lifecycle guard in the schema: the transition table and enum mirror
+//! warren-core, and no SQL path can make an illegal move.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use uuid::Uuid;
+use warren_core::JobState::{self, *};
+
+#[tokio::test]
+async fn transition_table_and_enum_match_core() {
+    let db = TestDb::new().await;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT from_state::text, to_state::text FROM job_transitions")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let in_db: BTreeSet<(JobState, JobState)> = rows
+        .iter()
+        .map(|(f, t)| (f.parse().unwrap(), t.parse().unwrap()))
+        .collect();
+    assert_eq!(in_db.len(), rows.len(), "no duplicate rows");
+    let in_core: BTreeSet<(JobState, JobState)> = JobState::transitions().collect();
+    assert_eq!(in_db, in_core);
+
+    let labels: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(enum_range(NULL::job_state))::text")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(labels, names);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn raw_sql_cannot_make_an_illegal_move() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let id = submit(store, spec("default")).await;
+
+    let err = sqlx::query("UPDATE jobs SET state = 'completed' WHERE id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap_err();
+    let e = err.as_database_error().expect("a database error");
+    assert_eq!(e.code().as_deref(), Some("23514"));
+    assert!(
+        e.message()
+            .contains("illegal job transition from pending to completed"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(state(store, id).await, Pending);
+    assert_eq!(events(store, id).await, vec![ev(None, Pending, 0, None)]);
+
+    let bad = Uuid::now_v7();
+    let err = sqlx::query(
+        "INSERT INTO jobs (id, queue, task_type, state, max_attempts, retry_base_ms, retry_factor, retry_max_ms, retry_jitter)
+         VALUES ($1, 'default', 'echo', 'running', 1, 0, 1, 0, 0)",
+    )
+    .bind(bad)
+    .execute(db.pool())
+    .await
+    .unwrap_err();
+    let e = err.as_database_error().expect("a database error");
+    assert_eq!(e.code().as_deref(), Some("23514"));
+    assert!(
+        e.message().contains("illegal initial job state running"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        matches!(store.get_job(bad).await, Err(warren_store::StoreError::NotFound(x)) if x == bad)
+    );
+    assert!(events(store, bad).await.is_empty());
+
+    let done = sqlx::query("UPDATE jobs SET state = 'cancelled' WHERE id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    assert_eq!(state(store, id).await, Cancelled);
+    assert_eq!(
+        events(store, id).await,
+        vec![
+            ev(None, Pending, 0, None),
+            ev(Some(Pending), Cancelled, 0, None)
+        ]
+    );
+
+    // Nothing leaves a terminal state, whatever the path.
+    let err = sqlx::query("UPDATE jobs SET state = 'pending' WHERE id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("23514")
+    );
+    assert_eq!(events(store, id).await.len(), 2);
+    db.cleanup().await;
+}

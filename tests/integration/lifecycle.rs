@@ -1,0 +1,158 @@
+//! Submission by message through to completion; deduplication; events.
+
+use serde_json::json;
+use warren_core::protocol::JobSpec;
+use warren_core::JobState;
+use warren_tests::TestEnv;
+
+#[tokio::test]
+async fn submitted_jobs_complete_exactly_once_and_resubmission_creates_nothing() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+
+    let jobs: Vec<JobSpec> = (0..50)
+        .map(|i| JobSpec::new("default", "echo", json!({ "n": i })))
+        .collect();
+    let ids = env.submit(jobs.clone()).await;
+    for (i, id) in ids.iter().enumerate() {
+        let job = env
+            .wait_job(&store, *id, "echo job completed", |j| {
+                j.state() == JobState::Completed
+            })
+            .await;
+        assert_eq!(job.result, Some(json!({ "n": i })));
+        assert_eq!(job.attempt, 1);
+    }
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM job_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        events_before,
+        50 * 4,
+        "created, queued, running, completed per job"
+    );
+
+    // Re-publishing the same envelope (a client retry) changes nothing.
+    env.submit(jobs).await;
+    let probe = env
+        .submit(vec![JobSpec::new("default", "echo", json!("probe"))])
+        .await[0];
+    env.wait_job(&store, probe, "probe completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 51);
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM job_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(events_after, events_before + 4);
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn idempotency_key_is_unique_per_queue() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["a", "b"]);
+    let store = env.store().await;
+    let keyed = |queue: &str| JobSpec {
+        idempotency_key: Some("order-42".into()),
+        ..JobSpec::new(queue, "echo", json!({}))
+    };
+    let first = env.submit(vec![keyed("a")]).await[0];
+    let again = env.submit(vec![keyed("a")]).await[0];
+    let other_queue = env.submit(vec![keyed("b")]).await[0];
+    env.wait_job(&store, first, "first completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    env.wait_job(&store, other_queue, "other queue completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    assert!(
+        store.get_job(again).await.is_err(),
+        "a second job with the same key in the same queue must not exist"
+    );
+    env.cleanup(&["a", "b"]).await;
+}
+
+#[tokio::test]
+async fn exec_jobs_return_output_and_non_zero_exit_fails() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let ok = JobSpec::new(
+        "default",
+        "exec",
+        json!({ "cmd": ["sh", "-c", "echo hello; echo oops >&2"] }),
+    );
+    let mut bad = JobSpec::new("default", "exec", json!({ "cmd": ["sh", "-c", "exit 3"] }));
+    bad.retry.max_attempts = 1;
+    let ids = env.submit(vec![ok, bad]).await;
+    let done = env
+        .wait_job(&store, ids[0], "exec completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    let result = done.result.unwrap();
+    assert_eq!(result["exit_code"], 0);
+    assert_eq!(result["stdout"], "hello\n");
+    assert_eq!(result["stderr"], "oops\n");
+    let failed = env
+        .wait_job(&store, ids[1], "exec failed", |j| {
+            j.state() == JobState::Failed
+        })
+        .await;
+    assert!(failed.error.unwrap().contains("exit code 3"));
+    assert_eq!(failed.attempt, 1);
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn job_events_record_the_whole_lifecycle_in_order() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let id = env
+        .submit(vec![JobSpec::new("default", "echo", json!(1))])
+        .await[0];
+    env.wait_job(&store, id, "completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    let (status, body) = env
+        .api_get(&coordinator.api_url, &format!("/v1/jobs/{id}/events"))
+        .await;
+    assert_eq!(status, 200);
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let moves: Vec<(String, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from_state"].as_str().unwrap_or("-").to_owned(),
+                e["to_state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("-", "pending"),
+        ("pending", "queued"),
+        ("queued", "running"),
+        ("running", "completed"),
+    ];
+    assert_eq!(moves, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
+    env.cleanup(&["default"]).await;
+}

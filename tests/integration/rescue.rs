@@ -1,0 +1,175 @@
+//! Lost workers, stale reports and graceful drains, with real worker processes.
+
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+use warren_core::protocol::JobSpec;
+use warren_core::protocol::{encode, JobRef, Report, ReportEnvelope};
+use warren_core::JobState;
+use warren_tests::{eventually, TestEnv, DEADLINE};
+
+async fn count_events(env: &TestEnv, id: Uuid, from: &str, to: &str) -> i64 {
+    let store = env.store().await;
+    sqlx::query_scalar("SELECT count(*) FROM job_events WHERE job_id = $1 AND from_state::text = $2 AND to_state::text = $3")
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_job_times_out_and_is_retried_once_elsewhere() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let mut doomed = env.spawn_worker_process("default", &[]);
+    let mut spec = JobSpec::new("default", "sleep", json!({ "ms": 2_000 }));
+    spec.retry.base_delay_ms = 50;
+    let id = env.submit(vec![spec]).await[0];
+    let running = env
+        .wait_job(&store, id, "running on the doomed worker", |j| {
+            j.state() == JobState::Running
+        })
+        .await;
+    doomed.signal("KILL");
+    doomed.wait_exit(DEADLINE).await;
+
+    let _survivor = env.start_worker(&["default"]);
+    let job = env
+        .wait_job(&store, id, "completed after rescue", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.attempt, 2);
+    assert_ne!(job.worker_id, running.worker_id);
+    assert_eq!(count_events(&env, id, "running", "timeout").await, 1);
+    assert_eq!(count_events(&env, id, "running", "completed").await, 1);
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn stale_duplicate_and_out_of_date_reports_change_nothing_and_are_counted() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let id = env
+        .submit(vec![JobSpec::new("default", "echo", json!("original"))])
+        .await[0];
+    env.wait_job(&store, id, "completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    let lease: Uuid = sqlx::query_scalar("SELECT lease FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+
+    let current = JobRef {
+        job_id: id,
+        attempt: 1,
+        lease,
+    };
+    let wrong_lease = JobRef {
+        lease: Uuid::new_v4(),
+        ..current
+    };
+    let old_attempt = JobRef {
+        attempt: 0,
+        ..current
+    };
+    let reports = vec![
+        Report::Started { job: wrong_lease },
+        Report::Completed {
+            job: current,
+            result: json!("duplicate"),
+        },
+        Report::Completed {
+            job: old_attempt,
+            result: json!("out of date"),
+        },
+        Report::Progress {
+            job: current,
+            percent: Some(5.0),
+            stage: None,
+            checkpoint: None,
+        },
+    ];
+    let envelope = ReportEnvelope::new("impostor-worker", None, reports);
+    let names = env.broker_config().names();
+    env.publish_raw(
+        &names.reports_exchange(),
+        warren_broker::REPORT_ROUTING_KEY,
+        &encode(&envelope),
+    )
+    .await;
+
+    eventually("stale reports counted", DEADLINE, || async {
+        let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
+        let has = |line: &str| metrics.lines().any(|l| l == line);
+        (has("warren_stale_reports_total{kind=\"completed\"} 2")
+            && has("warren_stale_reports_total{kind=\"started\"} 1")
+            && has("warren_stale_reports_total{kind=\"progress\"} 1"))
+        .then_some(())
+    })
+    .await;
+    let job = store.get_job(id).await.unwrap();
+    assert_eq!(
+        (job.state(), job.result),
+        (JobState::Completed, Some(json!("original")))
+    );
+    assert_eq!(count_events(&env, id, "running", "completed").await, 1);
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_jobs_and_hands_back_what_cannot_finish() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let mut worker = env.spawn_worker_process(
+        "default",
+        &[
+            ("WARREN_SHUTDOWN_TIMEOUT", "1500ms"),
+            ("WARREN_CANCEL_GRACE", "500ms"),
+        ],
+    );
+    let short = JobSpec::new("default", "sleep", json!({ "ms": 500 }));
+    let mut long = JobSpec::new("default", "sleep", json!({ "ms": 20_000 }));
+    long.retry.base_delay_ms = 50;
+    let ids = env.submit(vec![short, long]).await;
+    for id in &ids {
+        env.wait_job(&store, *id, "both running", |j| {
+            j.state() == JobState::Running
+        })
+        .await;
+    }
+    worker.signal("TERM");
+    assert_eq!(
+        worker.wait_exit(Duration::from_secs(15)).await,
+        Some(0),
+        "worker exits cleanly after draining"
+    );
+
+    let short = store.get_job(ids[0]).await.unwrap();
+    assert_eq!(
+        (short.state(), short.attempt),
+        (JobState::Completed, 1),
+        "in-flight job finished during the drain"
+    );
+    let long = env
+        .wait_job(&store, ids[1], "long job handed back", |j| {
+            j.state() == JobState::Retrying || j.state() == JobState::Pending
+        })
+        .await;
+    assert_eq!(long.attempt, 1);
+    assert!(
+        long.error.unwrap_or_default().contains("stopped"),
+        "reported as stopped by shutdown"
+    );
+    env.cleanup(&["default"]).await;
+}
