@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
-use warren_tests::{eventually, TestEnv, DEADLINE};
+use warren_tests::{eventually, metric_value, TestEnv, DEADLINE};
 use warren_worker::{HandlerError, Registry};
 
 #[tokio::test]
@@ -49,10 +49,8 @@ async fn cancelling_a_running_job_stops_its_handler() {
     // The handler's late "failed" report is stale: the job stays cancelled.
     let stale = eventually("stale report counted", DEADLINE, || async {
         let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
-        metrics
-            .lines()
-            .any(|l| l.starts_with("warren_stale_reports_total{kind=\"failed\"}"))
-            .then_some(())
+        let stale = metric_value(&metrics, "warren_stale_reports_total{kind=\"failed\"}");
+        (stale >= Some(1.0)).then_some(())
     });
     stale.await;
     assert_eq!(

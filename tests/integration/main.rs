@@ -2,7 +2,9 @@
 //! its own database and AMQP namespace, so they run in parallel.
 
 mod cancel;
+mod coordinators;
 mod lifecycle;
+mod metrics;
 mod poison;
 mod rescue;
 mod retries;

@@ -173,3 +173,60 @@ async fn sigterm_drains_in_flight_jobs_and_hands_back_what_cannot_finish() {
     );
     env.cleanup(&["default"]).await;
 }
+
+#[tokio::test]
+async fn a_task_message_lost_after_commit_is_dispatched_again_but_a_waiting_one_is_not_duplicated()
+{
+    let mut env = TestEnv::new().await;
+    let mut config = env.coordinator_config();
+    config.dispatch_timeout = Duration::from_secs(1);
+    let _coordinator = env.start_coordinator_with(config).await;
+    let store = env.store().await;
+    let names = env.broker_config().names();
+
+    // Nobody consumes "idle": its job waits in RabbitMQ and must not be re-published.
+    let waiting = env
+        .submit(vec![JobSpec::new("idle", "echo", json!({}))])
+        .await[0];
+    env.wait_job(&store, waiting, "queued", |j| j.state() == JobState::Queued)
+        .await;
+
+    // Simulate a coordinator that committed a dispatch and died before publishing.
+    let _worker = env.start_worker(&["default"]);
+    let lost = JobSpec {
+        delay_ms: Some(60_000),
+        ..JobSpec::new("default", "echo", json!("lost"))
+    };
+    let lost = env.submit(vec![lost]).await[0];
+    env.wait_job(&store, lost, "accepted", |j| j.state() == JobState::Pending)
+        .await;
+    sqlx::query("UPDATE jobs SET state = 'queued', attempt = 1, lease = gen_random_uuid(), queued_at = now(), run_at = now() WHERE id = $1")
+        .bind(lost)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let job = env
+        .wait_job(&store, lost, "lost dispatch re-driven", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.attempt, 1, "a lost message does not consume an attempt");
+    let session = warren_broker::Session::connect(&env.broker_config())
+        .await
+        .unwrap();
+    let stats = session
+        .queue_stats(&names.task_queue("idle"))
+        .await
+        .unwrap();
+    session.close().await;
+    assert_eq!(
+        stats.messages, 1,
+        "the waiting job's message was not duplicated"
+    );
+    assert_eq!(
+        store.get_job(waiting).await.unwrap().state(),
+        JobState::Queued
+    );
+    env.cleanup(&["default", "idle"]).await;
+}

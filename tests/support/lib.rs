@@ -7,9 +7,11 @@
 //! or as real processes of the built binaries.
 
 mod env;
+mod metrics;
 mod processes;
 mod wait;
 
 pub use env::{TestEnv, TEST_TOKEN};
+pub use metrics::metric_value;
 pub use processes::{binary, ChildGuard};
 pub use wait::{eventually, DEADLINE};

@@ -34,3 +34,4 @@ pub use pacing::SessionPacer;
 pub use publisher::{PendingConfirm, Publisher};
 pub use redact::redact_url;
 pub use session::Session;
+pub use topology::QueueStats;

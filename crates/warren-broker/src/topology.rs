@@ -110,6 +110,20 @@ impl Session {
         Ok(q.message_count())
     }
 
+    /// Ready messages and consumers of a queue (passive declare).
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, BrokerError> {
+        let ch = self.channel().await?;
+        let opts = QueueDeclareOptions::default().passive();
+        let q = ch
+            .queue_declare(short(queue)?, opts, FieldTable::default())
+            .await?;
+        close(ch).await;
+        Ok(QueueStats {
+            messages: q.message_count(),
+            consumers: q.consumer_count(),
+        })
+    }
+
     /// Deletes every queue and exchange of the namespace, including the given
     /// task queues (by job queue name, as passed to [`Session::declare_task_queue`]).
     /// Deleting something that does not exist is not an error.
@@ -174,4 +188,13 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()
 /// Closes a short-lived channel; a failure here cannot affect what it did.
 async fn close(ch: Channel) {
     let _ = ch.close(200, "done".into()).await;
+}
+
+/// What a passive declare reports about a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages ready for delivery (not counting unacknowledged ones).
+    pub messages: u32,
+    /// Consumers attached.
+    pub consumers: u32,
 }

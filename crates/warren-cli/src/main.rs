@@ -1,1 +1,79 @@
-fn main() {}
+//! `warren`: the operator's command-line tool. Submits jobs over AMQP and
+//! queries or administers them through the coordinator's HTTP API.
+//!
+//! This file only parses arguments, sets up logging and the runtime, runs the
+//! command and turns its outcome into an exit code: 0 success, 1 failure,
+//! 2 conflict (the job's state forbids the move), 3 not found.
+
+mod admin;
+mod args;
+mod context;
+mod events;
+mod failure;
+mod format;
+mod health;
+mod list;
+mod output;
+mod spec;
+mod status;
+mod submit;
+mod table;
+mod watch;
+mod workers;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::context::Context;
+use crate::failure::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(CliError::general(format!("cannot start the runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => report(e),
+    }
+}
+
+/// Runs one command.
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Submit(args) => submit::run(&ctx, args).await,
+        Command::Status { id } => status::run(&ctx, id).await,
+        Command::List(args) => list::run(&ctx, args).await,
+        Command::Watch { id } => watch::run(&ctx, id).await,
+        Command::Events { id } => events::run(&ctx, id).await,
+        Command::Cancel { id } => admin::run(&ctx, admin::Action::Cancel, id).await,
+        Command::Retry { id } => admin::run(&ctx, admin::Action::Retry, id).await,
+        Command::Approve { id } => admin::run(&ctx, admin::Action::Approve, id).await,
+        Command::Workers => workers::run(&ctx).await,
+        Command::Health => health::run(&ctx).await,
+    }
+}
+
+/// Prints `error: <message>` and returns the error's exit code.
+fn report(error: CliError) -> ExitCode {
+    eprintln!("error: {error}");
+    error.exit_code()
+}
+
+/// Logs go to stderr, warnings and up unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -14,6 +14,7 @@ mod dispatcher;
 mod gauges;
 mod intake;
 mod metrics;
+mod redispatch;
 mod reports;
 mod session;
 mod shared;

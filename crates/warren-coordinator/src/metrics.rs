@@ -37,6 +37,18 @@ pub struct Metrics {
     pub database_errors: IntCounterVec,
 }
 
+/// Every reason a consumed message can be dead-lettered for.
+const REJECT_REASONS: [&str; 8] = [
+    "empty",
+    "oversized",
+    "invalid_utf8",
+    "malformed",
+    "unknown_version",
+    "schema",
+    "invalid_job",
+    "database_refused",
+];
+
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0, 900.0, 3600.0,
@@ -124,6 +136,19 @@ impl Metrics {
             Box::new(broker_reconnects.clone()),
         ] {
             registry.register(metric).expect("unique metric");
+        }
+        // Known label sets start at zero, so alerts on rate() see a series
+        // before the first event.
+        for kind in ["started", "progress", "completed", "failed"] {
+            stale_reports.with_label_values(&[kind]);
+        }
+        for reason in ["heartbeat_lost", "deadline", "dispatch_lost"] {
+            rescued.with_label_values(&[reason]);
+        }
+        for source in ["submit", "reports"] {
+            for reason in REJECT_REASONS {
+                rejected.with_label_values(&[source, reason]);
+            }
         }
         Self {
             registry,

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, Session, SessionPacer};
 
 use crate::shared::Shared;
-use crate::{control, dispatcher, intake, reports};
+use crate::{control, dispatcher, intake, redispatch, reports};
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,11 @@ async fn run_session(
         token.clone(),
     ));
     loops.spawn(control::run(shared.clone(), session.clone(), token.clone()));
+    loops.spawn(redispatch::run(
+        shared.clone(),
+        session.clone(),
+        token.clone(),
+    ));
     shared.metrics.broker_connected.set(1);
     tracing::info!("broker session up");
     let mut result = Ok(());

@@ -1,8 +1,8 @@
 //! The sweeper: every `sweep_interval`, using the database clock and
 //! `SKIP LOCKED`, times out running jobs whose worker went silent or whose
-//! deadline passed (telling the worker to stop), and re-dispatches jobs whose
-//! task message was lost. Retries and delayed jobs are picked up by the
-//! dispatcher's own poll.
+//! deadline passed (telling the worker to stop). Lost task messages are
+//! handled by [`crate::redispatch`] (it needs the broker); retries and
+//! delayed jobs are picked up by the dispatcher's own poll.
 
 use std::sync::Arc;
 
@@ -46,15 +46,10 @@ async fn sweep(shared: &Shared) -> Result<(), StoreError> {
         .expire_deadlines(config.deadline_grace, SWEEP_LIMIT)
         .await?;
     handle(shared, late, "deadline");
-    let undelivered = shared
-        .store
-        .requeue_lost_dispatches(config.dispatch_timeout, SWEEP_LIMIT)
-        .await?;
-    handle(shared, undelivered, "dispatch_lost");
     Ok(())
 }
 
-fn handle(shared: &Shared, outcome: SweepOutcome, reason: &'static str) {
+pub(crate) fn handle(shared: &Shared, outcome: SweepOutcome, reason: &'static str) {
     if outcome.rescued == 0 {
         return;
     }

@@ -100,18 +100,35 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Jobs `queued` for longer than `dispatch_timeout` whose task message was
-    /// lost (e.g. the coordinator died between commit and publish) go back to
-    /// `pending` with the same attempt number, to be dispatched again.
+    /// Queues holding jobs `queued` for longer than `dispatch_timeout`.
+    pub async fn queues_with_stale_dispatches(
+        &self,
+        dispatch_timeout: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT queue FROM jobs
+              WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'",
+        )
+        .bind(dispatch_timeout.as_millis() as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs of `queues` `queued` for longer than `dispatch_timeout` whose task
+    /// message was lost (e.g. the coordinator died between commit and
+    /// publish) go back to `pending` with the same attempt number, to be
+    /// dispatched again. The caller decides which queues really lost them.
     pub async fn requeue_lost_dispatches(
         &self,
         dispatch_timeout: Duration,
+        queues: &[String],
         limit: i64,
     ) -> Result<SweepOutcome, StoreError> {
         let moved: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
             "WITH lost AS (
                  SELECT id FROM jobs
                   WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'
+                    AND queue = ANY($3)
                   LIMIT $2 FOR UPDATE SKIP LOCKED)
              UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,
                                transition_note = '{\"reason\": \"dispatch_timeout\"}'
@@ -120,6 +137,7 @@ impl Store {
         )
         .bind(dispatch_timeout.as_millis() as i64)
         .bind(limit)
+        .bind(queues)
         .fetch_all(&self.pool)
         .await?;
         Ok(SweepOutcome {

@@ -279,8 +279,20 @@ async fn lost_dispatch_is_requeued() {
         .await
         .unwrap();
 
+    assert_eq!(
+        store
+            .queues_with_stale_dispatches(Duration::from_secs(60))
+            .await
+            .unwrap(),
+        vec!["default".to_string()]
+    );
+    let other_queue = store
+        .requeue_lost_dispatches(Duration::from_secs(60), &["elsewhere".to_string()], 100)
+        .await
+        .unwrap();
+    assert_eq!(other_queue.rescued, 0, "only the named queues are touched");
     let out = store
-        .requeue_lost_dispatches(Duration::from_secs(60), 100)
+        .requeue_lost_dispatches(Duration::from_secs(60), &["default".to_string()], 100)
         .await
         .unwrap();
     assert_eq!(out.rescued, 1);

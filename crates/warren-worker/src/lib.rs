@@ -152,6 +152,15 @@ pub async fn run(
     drain(&config, &executor, &tracker).await;
     background.cancel();
     let _ = heartbeats.await;
+    // Nothing may hold a report sender any more, or the reporter never ends.
+    let session = match draining {
+        Some((session, control)) => {
+            control.abort();
+            let _ = control.await;
+            Some(session)
+        }
+        None => None,
+    };
     drop(executor);
     if tokio::time::timeout(REPORT_FLUSH_TIMEOUT, reporter)
         .await
@@ -161,8 +170,7 @@ pub async fn run(
             "could not flush the last reports; the coordinator will time those jobs out"
         );
     }
-    if let Some((session, control)) = draining {
-        control.abort();
+    if let Some(session) = session {
         session.close().await;
     }
     tracing::info!("worker stopped");

@@ -18,7 +18,7 @@ use crate::WorkerConfig;
 pub(crate) enum SessionEnd {
     /// Intake was stopped for shutdown; the session stays open for reports
     /// and the task still handling cancels must be aborted when done.
-    Draining(Session, tokio::task::JoinHandle<()>),
+    Draining(Box<Session>, tokio::task::JoinHandle<()>),
     /// The connection failed; reconnect.
     Failed(BrokerError),
 }
@@ -36,7 +36,7 @@ pub(crate) struct SessionDeps<'a> {
 /// Runs one session until intake stops (shutdown) or the connection fails.
 pub(crate) async fn run(session: Session, deps: SessionDeps<'_>) -> SessionEnd {
     match consume(&session, &deps).await {
-        Ok(control) => SessionEnd::Draining(session, control),
+        Ok(control) => SessionEnd::Draining(Box::new(session), control),
         Err(e) => {
             deps.publisher.send_replace(None);
             session.close().await;

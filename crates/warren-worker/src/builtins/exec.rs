@@ -205,16 +205,9 @@ async fn capture(mut reader: impl AsyncRead + Unpin, max: usize) -> Captured {
 /// reaps it.
 async fn kill_tree(child: &mut Child, pgid: Option<u32>) {
     let _ = child.start_kill();
-    if let Some(pgid) = pgid {
-        // `unsafe_code` is forbidden workspace-wide, which rules out
-        // `libc::kill`; kill(1) signals the group without it.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{pgid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+    if let Some(pid) = pgid.and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+        // The child leads its own group (process_group(0)): kill everything it spawned.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
     let _ = child.wait().await;
 }

@@ -1,0 +1,197 @@
+//! The command line: global options (each also an environment variable) and
+//! one subcommand per operation.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+use warren_client::{QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
+use warren_core::{parse_duration, JobState};
+
+/// Default coordinator API address.
+pub(crate) const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
+
+/// Warren: submit, inspect and administer jobs.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the coordinator and broker are, and how to print.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct Global {
+    /// Coordinator HTTP API base URL.
+    #[arg(long, global = true, env = "WARREN_API_URL", default_value = DEFAULT_API_URL)]
+    pub(crate) api_url: String,
+    /// Bearer token for the HTTP API.
+    #[arg(long, global = true, env = "WARREN_API_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// RabbitMQ URL (jobs are submitted over AMQP).
+    #[arg(long, global = true, env = "WARREN_AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    pub(crate) amqp_url: String,
+    /// Namespace prefixed to every exchange and queue name.
+    #[arg(long, global = true, env = "WARREN_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// RabbitMQ queue type, must match the coordinator's: quorum or classic.
+    #[arg(
+        long,
+        global = true,
+        env = "WARREN_QUEUE_TYPE",
+        default_value = "quorum"
+    )]
+    pub(crate) queue_type: QueueType,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Submit a job (or --count copies) over AMQP and print the id(s).
+    Submit(SubmitArgs),
+    /// Show one job.
+    Status {
+        /// Job id.
+        id: Uuid,
+    },
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// Follow a job with a progress bar until it finishes.
+    Watch {
+        /// Job id.
+        id: Uuid,
+    },
+    /// Show a job's event log.
+    Events {
+        /// Job id.
+        id: Uuid,
+    },
+    /// Cancel a job (a running one is told to stop).
+    Cancel {
+        /// Job id.
+        id: Uuid,
+    },
+    /// Give a dead (failed / timed-out) job one more attempt.
+    Retry {
+        /// Job id.
+        id: Uuid,
+    },
+    /// Release a job waiting for approval.
+    Approve {
+        /// Job id.
+        id: Uuid,
+    },
+    /// List workers and their last heartbeat.
+    Workers,
+    /// Show the coordinator's health (exit 1 unless ok).
+    Health,
+}
+
+/// `warren submit`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SubmitArgs {
+    /// Queue to run on.
+    #[arg(long, short, default_value = "default")]
+    pub(crate) queue: String,
+    /// Task type (the handler that runs it), e.g. echo, sleep, exec.
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    pub(crate) task_type: String,
+    /// Handler input: JSON, or @FILE to read it from a file (@- for stdin).
+    #[arg(long, short, default_value = "{}", value_name = "JSON|@FILE")]
+    pub(crate) payload: String,
+    /// Retries after the first attempt (attempts = retries + 1).
+    #[arg(long, value_name = "N", conflicts_with = "max_attempts")]
+    pub(crate) max_retries: Option<u32>,
+    /// Total attempts, counting the first.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// Per-attempt timeout, e.g. 30s, 5m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Option<Duration>,
+    /// Priority 0-9, higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub(crate) priority: i16,
+    /// Do not run before this long from now, e.g. 5s.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) delay: Option<Duration>,
+    /// Key unique per queue: a second job with it is not created.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) idempotency_key: Option<String>,
+    /// Hold the job until `warren approve`.
+    #[arg(long)]
+    pub(crate) requires_approval: bool,
+    /// Wait until the job finishes; exit 0 only if it completed.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// Submit N copies (distinct ids) in one batch.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) count: u32,
+}
+
+/// `warren list`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ListArgs {
+    /// Only jobs in this state (pending, running, failed, ...).
+    #[arg(long, value_parser = parse_state)]
+    pub(crate) state: Option<JobState>,
+    /// Only jobs on this queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Page size (the coordinator caps it at 500).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
+    /// Only jobs older than this id (the `next` cursor of the previous page).
+    #[arg(long, value_name = "ID")]
+    pub(crate) before: Option<Uuid>,
+}
+
+/// Reads a job state, listing the valid names when it is not one.
+fn parse_state(text: &str) -> Result<JobState, String> {
+    text.parse().map_err(|_| {
+        let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state (expected one of: {})", names.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "warren",
+            "status",
+            "0190b6c4-5c2e-7d2a-9f00-000000000001",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert!(matches!(cli.command, Command::Status { .. }));
+    }
+
+    #[test]
+    fn states_are_parsed() {
+        let cli = Cli::try_parse_from(["warren", "list", "--state", "running"]).unwrap();
+        let Command::List(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.state, Some(JobState::Running));
+        assert!(Cli::try_parse_from(["warren", "list", "--state", "bogus"]).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! Re-dispatch of lost task messages. A job `queued` for longer than
+//! `dispatch_timeout` may simply be waiting in its RabbitMQ queue (all
+//! workers busy, or none running), so it is returned to `pending` only when
+//! the broker shows the message cannot be there: the queue has consumers
+//! and no ready messages. Otherwise re-publishing would pile duplicates
+//! into the queue.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use warren_broker::Session;
+
+use crate::session::SessionError;
+use crate::shared::Shared;
+
+/// Rows handled per pass.
+const LIMIT: i64 = 1_000;
+
+/// Checks for lost dispatches every `sweep_interval` while the session is up.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    token: CancellationToken,
+) -> Result<(), SessionError> {
+    let names = shared.config.broker.names();
+    let mut tick = tokio::time::interval(shared.config.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let timeout = shared.config.dispatch_timeout;
+        let candidates = match shared.store.queues_with_stale_dispatches(timeout).await {
+            Ok(queues) => queues,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for lost dispatches");
+                continue;
+            }
+        };
+        let mut lost = Vec::new();
+        for queue in candidates {
+            match session.queue_stats(&names.task_queue(&queue)).await {
+                Ok(stats) if stats.consumers > 0 && stats.messages == 0 => lost.push(queue),
+                Ok(stats) => tracing::debug!(
+                    queue,
+                    ?stats,
+                    "stale queued jobs are still waiting in the broker"
+                ),
+                Err(e) if e.is_recoverable() => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!(queue, error = %e, "queue not inspectable; leaving its jobs queued")
+                }
+            }
+        }
+        if lost.is_empty() {
+            continue;
+        }
+        match shared
+            .store
+            .requeue_lost_dispatches(timeout, &lost, LIMIT)
+            .await
+        {
+            Ok(outcome) => crate::sweeper::handle(&shared, outcome, "dispatch_lost"),
+            Err(e) => tracing::warn!(error = %e, "could not re-dispatch lost jobs"),
+        }
+    }
+}
