@@ -31,7 +31,7 @@ fmt: ## Format all code
 	$(CARGO) fmt --all
 
 test: services ## Unit/property tests, then integration tests, then fault tests (serial)
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --exclude warren-tests
 	$(CARGO) test -p warren-tests --test integration
 	$(CARGO) test -p warren-tests --test faults -- --test-threads=1

@@ -3,6 +3,7 @@
 
 mod cancel;
 mod coordinators;
+mod e2e;
 mod lifecycle;
 mod metrics;
 mod poison;

@@ -47,6 +47,9 @@ pub(crate) struct Global {
         default_value = "quorum"
     )]
     pub(crate) queue_type: QueueType,
+    /// Queue expiry (x-expires) of the deployment, must match the coordinator's.
+    #[arg(long, global = true, env = "WARREN_QUEUE_EXPIRES", value_parser = warren_core::parse_duration)]
+    pub(crate) queue_expires: Option<std::time::Duration>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -47,6 +47,7 @@ impl Context {
     pub(crate) async fn submitter(&self) -> Result<Submitter, CliError> {
         let mut config = BrokerConfig::new(&self.global.amqp_url, &self.global.namespace);
         config.queue_type = self.global.queue_type;
+        config.queue_expires = self.global.queue_expires;
         Ok(Submitter::connect_with(config).await?)
     }
 }

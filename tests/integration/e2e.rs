@@ -1,0 +1,192 @@
+//! End to end with the real binaries as processes: `warren-coordinator`,
+//! `warren-worker`, the SDK example worker, and the `warren` CLI.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use warren_tests::{binary, eventually, metric_value, ChildGuard, TestEnv, DEADLINE, TEST_TOKEN};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Cli<'a> {
+    env: &'a TestEnv,
+    api_url: String,
+}
+
+impl Cli<'_> {
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new(binary("warren"));
+        command
+            .args(args)
+            .env("WARREN_API_URL", &self.api_url)
+            .env("WARREN_API_TOKEN", TEST_TOKEN)
+            .env("WARREN_AMQP_URL", &self.env.amqp_url)
+            .env("WARREN_NAMESPACE", &self.env.namespace)
+            .env("WARREN_QUEUE_EXPIRES", "10m");
+        tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("CLI finished in time")
+            .expect("run CLI")
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "warren {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "warren {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+#[tokio::test]
+async fn binaries_and_cli_run_jobs_end_to_end() {
+    let env = TestEnv::new().await;
+    let port = free_port();
+    let api_url = format!("http://127.0.0.1:{port}");
+    let mut coordinator = env.spawn_coordinator_process(&format!("127.0.0.1:{port}"));
+    let metrics_port = free_port();
+    let _worker = env.spawn_worker_process(
+        "default",
+        &[("WARREN_METRICS_ADDR", &format!("127.0.0.1:{metrics_port}"))],
+    );
+    let mut example = Command::new(binary("examples/custom_handler"));
+    env.process_env(&mut example);
+    example.env("WARREN_QUEUES", "reports");
+    let _example = ChildGuard::spawn(example);
+    let cli = Cli {
+        env: &env,
+        api_url: api_url.clone(),
+    };
+
+    eventually("coordinator healthy", DEADLINE, || async {
+        cli.run(&["health"]).await.status.success().then_some(())
+    })
+    .await;
+
+    let echo = cli
+        .json(&[
+            "submit",
+            "--type",
+            "echo",
+            "--payload",
+            r#"{"x": 1}"#,
+            "--wait",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        (echo["state"].as_str(), &echo["result"]),
+        (Some("completed"), &serde_json::json!({ "x": 1 }))
+    );
+
+    let flaky = cli
+        .json(&[
+            "submit",
+            "--type",
+            "flaky",
+            "--payload",
+            r#"{"fail_times": 1}"#,
+            "--wait",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        (flaky["state"].as_str(), flaky["attempt"].as_i64()),
+        (Some("completed"), Some(2))
+    );
+
+    let words = cli
+        .json(&[
+            "submit",
+            "--queue",
+            "reports",
+            "--type",
+            "word_count",
+            "--payload",
+            r#"{"text": "a b\na"}"#,
+            "--wait",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        words["result"]["words"], 3,
+        "the SDK example's handler ran: {words}"
+    );
+
+    let failing = cli
+        .run(&[
+            "submit",
+            "--type",
+            "exec",
+            "--payload",
+            r#"{"cmd": ["false"]}"#,
+            "--max-attempts",
+            "1",
+            "--wait",
+        ])
+        .await;
+    assert_eq!(
+        failing.status.code(),
+        Some(1),
+        "a failed job makes --wait exit non-zero"
+    );
+
+    let gated = cli
+        .json(&["submit", "--type", "echo", "--requires-approval", "--json"])
+        .await;
+    let id = gated["ids"][0].as_str().expect("submitted id").to_owned();
+    let waiting = eventually("awaiting approval", DEADLINE, || async {
+        let out = cli.run(&["status", &id, "--json"]).await;
+        let job: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (job["state"] == "awaiting_approval").then_some(job)
+    })
+    .await;
+    assert_eq!(waiting["attempt"], 0);
+    assert!(cli.run(&["approve", &id]).await.status.success());
+    eventually("approved job completed", DEADLINE, || async {
+        let job: Value =
+            serde_json::from_slice(&cli.run(&["status", &id, "--json"]).await.stdout).ok()?;
+        (job["state"] == "completed").then_some(())
+    })
+    .await;
+    assert_eq!(
+        cli.run(&["cancel", &id]).await.status.code(),
+        Some(2),
+        "cancelling a completed job is a conflict"
+    );
+
+    let worker_metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let echo_done = "warren_worker_jobs_total{outcome=\"completed\",task_type=\"echo\"}";
+    assert!(
+        metric_value(&worker_metrics, echo_done) >= Some(2.0),
+        "{worker_metrics}"
+    );
+
+    coordinator.signal("TERM");
+    assert_eq!(
+        coordinator.wait_exit(DEADLINE).await,
+        Some(0),
+        "coordinator stops cleanly on SIGTERM"
+    );
+    env.cleanup(&["default", "reports"]).await;
+}
