@@ -49,13 +49,11 @@ export WARREN_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$DB"
 export WARREN_HTTP_ADDR="127.0.0.1:$PORT"
 export WARREN_QUEUE_TYPE=quorum
 export NO_COLOR=1 # plain log files
-unset WARREN_QUEUE_EXPIRES WARREN_QUEUES WARREN_CONCURRENCY WARREN_METRICS_ADDR
-# Abandoned demo namespaces expire from RabbitMQ if every process (the CLI
-# included) can declare queues with x-expires; the setting must be the same
-# for all of them, or RabbitMQ refuses the declaration.
-if "$WARREN" --help 2>/dev/null | grep -q -- '--queue-expires'; then
-    export WARREN_QUEUE_EXPIRES=1h
-fi
+# The demo's queues disappear from RabbitMQ an hour after the demo stops
+# using them. Every process (the CLI included) must use the same value, or
+# RabbitMQ refuses the queue declaration.
+export WARREN_QUEUE_EXPIRES=1h
+unset WARREN_QUEUES WARREN_CONCURRENCY WARREN_METRICS_ADDR
 
 if [[ -t 1 ]]; then
     BOLD=$'\e[1m' DIM=$'\e[2m' RESET=$'\e[0m'

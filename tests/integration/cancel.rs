@@ -121,6 +121,30 @@ async fn api_requires_the_token_and_answers_unknown_jobs_with_404() {
         .api_get(&coordinator.api_url, "/v1/jobs/not-a-uuid")
         .await;
     assert_eq!(status, 400);
+    let client = reqwest::Client::new();
+    let huge = format!(
+        r#"{{"v":1,"jobs":[],"pad":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let too_large = client
+        .post(format!("{}/v1/jobs", coordinator.api_url))
+        .bearer_auth(warren_tests::TEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status().as_u16(), 413);
+    assert!(too_large
+        .text()
+        .await
+        .unwrap()
+        .contains("\"code\":\"payload_too_large\""));
+    let (status, body) = env
+        .api_get(&coordinator.api_url, "/v1/jobs?limit=abc")
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("\"code\":\"bad_request\""), "{body}");
     let health = reqwest::get(format!("{}/health", coordinator.api_url))
         .await
         .unwrap();

@@ -230,3 +230,37 @@ async fn a_task_message_lost_after_commit_is_dispatched_again_but_a_waiting_one_
     );
     env.cleanup(&["default", "idle"]).await;
 }
+
+#[tokio::test]
+async fn a_task_waiting_in_a_busy_worker_s_prefetch_buffer_is_not_dispatched_again() {
+    let mut env = TestEnv::new().await;
+    let mut config = env.coordinator_config();
+    config.dispatch_timeout = Duration::from_secs(1);
+    let _coordinator = env.start_coordinator_with(config).await;
+    let mut worker = env.worker_config(&["default"]);
+    worker.concurrency = 1;
+    let _worker = env.start_worker_with(worker, warren_worker::Registry::with_builtins());
+    let store = env.store().await;
+    let long = JobSpec::new("default", "sleep", json!({ "ms": 3_000 }));
+    let waiting = JobSpec::new("default", "echo", json!("second"));
+    let ids = env.submit(vec![long, waiting]).await;
+    for id in &ids {
+        env.wait_job(&store, *id, "completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    }
+    for id in &ids {
+        assert_eq!(
+            count_events(&env, *id, "pending", "queued").await,
+            1,
+            "dispatched exactly once"
+        );
+        assert_eq!(
+            count_events(&env, *id, "queued", "pending").await,
+            0,
+            "never taken for lost"
+        );
+    }
+    env.cleanup(&["default"]).await;
+}

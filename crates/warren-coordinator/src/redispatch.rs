@@ -1,9 +1,10 @@
 //! Re-dispatch of lost task messages. A job `queued` for longer than
-//! `dispatch_timeout` may simply be waiting in its RabbitMQ queue (all
-//! workers busy, or none running), so it is returned to `pending` only when
-//! the broker shows the message cannot be there: the queue has consumers
-//! and no ready messages. Otherwise re-publishing would pile duplicates
-//! into the queue.
+//! `dispatch_timeout` may simply be waiting — in its RabbitMQ queue (all
+//! workers busy, or none running) or in a busy worker's prefetch buffer —
+//! so it is returned to `pending` only when the message cannot be anywhere:
+//! the queue has consumers and no ready messages, and the live workers of
+//! that queue have free slots (a worker with a free slot has nothing waiting
+//! in its buffer). Otherwise re-publishing would pile up duplicates.
 
 use std::sync::Arc;
 
@@ -41,7 +42,20 @@ pub(crate) async fn run(
         let mut lost = Vec::new();
         for queue in candidates {
             match session.queue_stats(&names.task_queue(&queue)).await {
-                Ok(stats) if stats.consumers > 0 && stats.messages == 0 => lost.push(queue),
+                Ok(stats) if stats.consumers > 0 && stats.messages == 0 => {
+                    match shared
+                        .store
+                        .idle_capacity(&queue, shared.config.lease_timeout)
+                        .await
+                    {
+                        Ok(idle) if idle > 0 => lost.push(queue),
+                        Ok(_) => tracing::debug!(
+                            queue,
+                            "workers busy; stale queued jobs may be prefetched"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "could not read worker capacity"),
+                    }
+                }
                 Ok(stats) => tracing::debug!(
                     queue,
                     ?stats,

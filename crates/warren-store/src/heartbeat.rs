@@ -64,4 +64,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// Free execution slots of live workers consuming `queue`, as of their
+    /// last heartbeats. A worker with a free slot has no task of that queue
+    /// waiting in its prefetch buffer.
+    pub async fn idle_capacity(
+        &self,
+        queue: &str,
+        live_within: std::time::Duration,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(sum(GREATEST(concurrency - running, 0)), 0)::int8 FROM workers
+              WHERE $1 = ANY(queues) AND last_heartbeat_at > now() - $2 * interval '1 millisecond'",
+        )
+        .bind(queue)
+        .bind(live_within.as_millis() as i64)
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }

@@ -129,10 +129,13 @@ impl Executor {
                 None => std::future::pending().await,
             }
         };
+        // Biased: once the attempt was cancelled or timed out, that is its
+        // outcome, even if the handler returns in the same instant.
         let stopped = tokio::select! {
-            joined = &mut handle => return joined.map_or(Outcome::Panicked, Outcome::Done),
-            _ = deadline => Outcome::TimedOut(timeout.unwrap_or_default()),
+            biased;
             _ = token.cancelled() => Outcome::Stopped,
+            _ = deadline => Outcome::TimedOut(timeout.unwrap_or_default()),
+            joined = &mut handle => return joined.map_or(Outcome::Panicked, Outcome::Done),
         };
         token.cancel();
         if tokio::time::timeout(self.cancel_grace, &mut handle)

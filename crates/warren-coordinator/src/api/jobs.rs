@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -24,7 +24,7 @@ pub(super) async fn create(
     State(shared): State<Arc<Shared>>,
     body: Result<Json<SubmitEnvelope>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(envelope) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(envelope) = body?;
     if envelope.v != warren_core::protocol::PROTOCOL_VERSION {
         return Err(ApiError::BadRequest(format!(
             "unsupported protocol version {}",
@@ -37,6 +37,17 @@ pub(super) async fn create(
         .try_for_each(JobSpec::validate)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let created = shared.store.insert_jobs(&envelope.jobs).await?;
+    let duplicates = envelope.jobs.len() - created.len();
+    shared
+        .metrics
+        .submitted
+        .with_label_values(&["created"])
+        .inc_by(created.len() as u64);
+    shared
+        .metrics
+        .submitted
+        .with_label_values(&["duplicate"])
+        .inc_by(duplicates as u64);
     shared.wake_dispatcher();
     let ids: Vec<Uuid> = envelope.jobs.iter().map(|j| j.id).collect();
     Ok((
@@ -66,8 +77,9 @@ pub(super) struct ListQuery {
 /// `GET /v1/jobs?state=&queue=&before=&limit=`, newest first.
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
     let state = query
         .state
         .as_deref()
@@ -99,8 +111,9 @@ pub(super) struct EventsQuery {
 pub(super) async fn events(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
     let id = parse_id(&id)?;
     shared.store.get_job(id).await?;
     let events = shared
