@@ -96,6 +96,46 @@ pub(crate) enum Command {
     Workers,
     /// Show the coordinator's health (exit 1 unless ok).
     Health,
+    /// Benchmark a running deployment: submit N jobs, wait until all are
+    /// final, print one summary line (needs WARREN_DATABASE_URL to read results).
+    Bench(BenchArgs),
+}
+
+/// `warren bench`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    /// Number of jobs.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) jobs: usize,
+    /// Queue (a worker must consume it).
+    #[arg(long, default_value = "bench")]
+    pub(crate) queue: String,
+    /// Task type; the default `echo` is a no-op.
+    #[arg(long = "type", default_value = "echo")]
+    pub(crate) task_type: String,
+    /// Payload of every job (JSON).
+    #[arg(long, default_value = "{}")]
+    pub(crate) payload: String,
+    /// Submitter connections.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) submitters: usize,
+    /// Jobs per Submit envelope.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch: usize,
+    /// Target rate in jobs/s (default: as fast as possible).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "10m", value_parser = warren_core::parse_duration)]
+    pub(crate) deadline: std::time::Duration,
+    /// Database of the deployment, read for results.
+    #[arg(
+        long,
+        env = "WARREN_DATABASE_URL",
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/warren",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: String,
 }
 
 /// `warren submit`.

@@ -7,6 +7,7 @@
 
 mod admin;
 mod args;
+mod bench;
 mod context;
 mod events;
 mod failure;
@@ -32,7 +33,8 @@ use crate::failure::CliError;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -59,6 +61,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Approve { id } => admin::run(&ctx, admin::Action::Approve, id).await,
         Command::Workers => workers::run(&ctx).await,
         Command::Health => health::run(&ctx).await,
+        Command::Bench(args) => bench::run(&ctx, args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! statements (UNNEST) so a batch costs one round trip and one commit.
 
 mod admin;
+mod bench;
 mod connect;
 mod dispatch;
 mod error;

@@ -133,6 +133,9 @@ async fn apply_starts(
 /// One attempt's merged progress: (attempt, percent, stage, checkpoint).
 type MergedProgress<'a> = (JobRef, Option<f32>, Option<&'a str>, Option<&'a Value>);
 
+/// Progress is accepted while the attempt is `queued` too: a worker that
+/// coalesces Started into its final report may send progress first, and the
+/// matching lease already proves the report belongs to this attempt.
 async fn apply_progress(
     conn: &mut PgConnection,
     batch: &[(&str, &Report)],
@@ -172,7 +175,7 @@ async fn apply_progress(
                            checkpoint = COALESCE(r.checkpoint, j.checkpoint), progress_at = now()
            FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::float4[], $5::text[], $6::jsonb[])
                 AS r(id, attempt, lease, percent, stage, checkpoint)
-          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease",
+          WHERE j.id = r.id AND j.state IN ('queued', 'running') AND j.attempt = r.attempt AND j.lease = r.lease",
     )
     .bind(&ids)
     .bind(&attempts)

@@ -256,11 +256,20 @@ async fn progress_merges_within_a_batch() {
         "progress is not a transition"
     );
 
-    // Progress of a job that is not running is stale.
+    // Progress for a still-queued attempt (its worker coalesces Started into
+    // the final report) is kept when the lease matches, and is stale otherwise.
     let queued = submit(store, spec("default")).await;
     let queued = dispatch(store, queued).await.task_message().job_ref();
     let out = apply(store, WORKER, &[progress(queued, Some(1.0), None, None)]).await;
+    assert!(out.stale.is_empty() && out.transitions.is_empty());
+    let row = common::job(store, queued.job_id).await;
+    assert_eq!((row.state(), row.progress), (Queued, Some(1.0)));
+    let impostor = JobRef {
+        lease: uuid::Uuid::new_v4(),
+        ..queued
+    };
+    let out = apply(store, WORKER, &[progress(impostor, Some(9.0), None, None)]).await;
     assert_eq!(out.stale, vec!["progress"]);
-    assert_eq!(common::job(store, queued.job_id).await.progress, None);
+    assert_eq!(common::job(store, queued.job_id).await.progress, Some(1.0));
     db.cleanup().await;
 }

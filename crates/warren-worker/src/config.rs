@@ -11,6 +11,8 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// Default time in-flight jobs get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default window within which a finished attempt sends no separate Started report.
+pub const DEFAULT_COALESCE_WINDOW: Duration = Duration::from_millis(50);
 /// Default concurrency.
 pub const DEFAULT_CONCURRENCY: u16 = 8;
 
@@ -35,6 +37,10 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// This process's identity: hostname + a fresh UUID.
     pub worker_id: String,
+    /// An attempt that ends within this window reports only its outcome
+    /// (Started is folded in), halving report traffic for fast jobs.
+    /// Zero disables coalescing.
+    pub coalesce_window: Duration,
 }
 
 impl WorkerConfig {
@@ -50,6 +56,7 @@ impl WorkerConfig {
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
             metrics_addr: None,
             worker_id: new_worker_id(),
+            coalesce_window: DEFAULT_COALESCE_WINDOW,
         }
     }
 

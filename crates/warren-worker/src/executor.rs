@@ -32,6 +32,8 @@ pub(crate) struct Executor {
     pub(crate) abort_all: CancellationToken,
     pub(crate) cancel_grace: Duration,
     pub(crate) max_result_bytes: usize,
+    /// Attempts ending within this window send no separate Started report.
+    pub(crate) coalesce_window: Duration,
 }
 
 /// How an attempt ended.
@@ -88,15 +90,29 @@ impl Executor {
             .expect("running map poisoned")
             .insert(job.job_id, (job, token.clone()));
         self.metrics.running.inc();
-        self.confirm_then_ack(Report::Started { job }, &delivery)
-            .await;
 
         let started = Instant::now();
         let ctx = JobContext::new(&task, token.clone(), self.reports.clone());
         let timeout = task.timeout_ms.map(Duration::from_millis);
-        let outcome = self
-            .supervise(tokio::spawn(handler(ctx, task.payload)), &token, timeout)
-            .await;
+        let supervised = self.supervise(tokio::spawn(handler(ctx, task.payload)), &token, timeout);
+        tokio::pin!(supervised);
+        // Coalescing: an attempt that ends within the window sends only its
+        // final report (the coordinator applies the implied start), and the
+        // task is acked once that report is confirmed. A longer one reports
+        // Started, is acked, and reports its outcome when it ends.
+        let early = tokio::select! {
+            outcome = &mut supervised => Some(outcome),
+            _ = tokio::time::sleep(self.coalesce_window) => None,
+        };
+        let coalesced = early.is_some();
+        let outcome = match early {
+            Some(outcome) => outcome,
+            None => {
+                self.confirm_then_ack(Report::Started { job }, &delivery)
+                    .await;
+                supervised.await
+            }
+        };
 
         self.running
             .lock()
@@ -112,7 +128,11 @@ impl Executor {
             .jobs
             .with_label_values(&[task.task_type.as_str(), label])
             .inc();
-        let _ = self.reports.send(report);
+        if coalesced {
+            self.confirm_then_ack(report, &delivery).await;
+        } else {
+            let _ = self.reports.send(report);
+        }
     }
 
     /// Waits for the handler, enforcing the timeout and cancellation; a

@@ -111,6 +111,7 @@ pub async fn run(
         abort_all: CancellationToken::new(),
         cancel_grace: config.cancel_grace,
         max_result_bytes: config.max_payload_bytes.saturating_sub(4096),
+        coalesce_window: config.coalesce_window,
     });
     let heartbeats = tokio::spawn(send_heartbeats(
         config.clone(),

@@ -43,6 +43,9 @@ struct Args {
     /// Largest accepted task message / result, in bytes.
     #[arg(long, env = "WARREN_MAX_PAYLOAD_BYTES", default_value_t = warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
+    /// Attempts ending within this window send no separate Started report (0 disables).
+    #[arg(long, env = "WARREN_COALESCE_WINDOW", default_value = "50ms", value_parser = parse_duration)]
+    coalesce_window: Duration,
     /// Serve /metrics and /health here.
     #[arg(long, env = "WARREN_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -72,6 +75,7 @@ async fn main() -> std::process::ExitCode {
     config.shutdown_timeout = args.shutdown_timeout;
     config.max_payload_bytes = args.max_payload_bytes;
     config.metrics_addr = args.metrics_addr;
+    config.coalesce_window = args.coalesce_window;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -54,24 +54,26 @@ impl Reporter {
                 waiters: Vec::new(),
             };
             // Wait for the first item, then take whatever else is ready.
+            // Plain reports go first: an attempt's progress must never trail
+            // the confirmed final report that a coalesced attempt sends.
             tokio::select! {
                 biased;
-                item = self.outgoing.recv(), if outgoing_open => match item {
-                    Some(item) => self.add_outgoing(&mut envelope, item),
-                    None => outgoing_open = false,
-                },
                 report = self.reports.recv(), if reports_open => match report {
                     Some(report) => self.add(&mut envelope, &report),
                     None => reports_open = false,
+                },
+                item = self.outgoing.recv(), if outgoing_open => match item {
+                    Some(item) => self.add_outgoing(&mut envelope, item),
+                    None => outgoing_open = false,
                 },
             }
             while envelope.reports.len() < MAX_REPORTS_PER_ENVELOPE
                 && envelope.bytes < self.max_bytes / 2
             {
-                if let Ok(item) = self.outgoing.try_recv() {
-                    self.add_outgoing(&mut envelope, item);
-                } else if let Ok(report) = self.reports.try_recv() {
+                if let Ok(report) = self.reports.try_recv() {
                     self.add(&mut envelope, &report);
+                } else if let Ok(item) = self.outgoing.try_recv() {
+                    self.add_outgoing(&mut envelope, item);
                 } else {
                     break;
                 }

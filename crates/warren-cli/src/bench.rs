@@ -1,0 +1,61 @@
+//! `warren bench`: see the warren-bench crate. Prints progress to stderr
+//! and the one-line summary to stdout (JSON with --json).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use warren_bench::{BenchConfig, BenchReport};
+use warren_store::{Store, StoreConfig};
+
+use crate::args::BenchArgs;
+use crate::context::Context;
+use crate::failure::CliError;
+
+/// Runs the benchmark; exits 1 if any job failed or was lost.
+pub(crate) async fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode, CliError> {
+    let payload = serde_json::from_str(&args.payload)
+        .map_err(|e| CliError::general(format!("--payload is not JSON: {e}")))?;
+    let config = BenchConfig {
+        jobs: args.jobs,
+        queue: args.queue,
+        task_type: args.task_type,
+        payload,
+        batch: args.batch,
+        rate: args.rate,
+        deadline: args.deadline,
+    };
+    let store = Store::connect_and_migrate(&StoreConfig {
+        url: args.database_url,
+        max_connections: 2,
+    })
+    .await
+    .map_err(|e| CliError::general(format!("cannot open the deployment's database: {e}")))?;
+    let mut submitters = Vec::with_capacity(args.submitters);
+    for _ in 0..args.submitters.max(1) {
+        submitters.push(ctx.submitter().await?);
+    }
+    let report: BenchReport = warren_bench::run(&config, submitters, &store, |done, total| {
+        eprint!("\r  {done}/{total} final");
+        let _ = std::io::stderr().flush();
+    })
+    .await
+    .map_err(|e| CliError::general(e.to_string()))?;
+    eprintln!();
+    if ctx.json() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "jobs": report.jobs, "submitted_per_s": report.submitted_per_s, "completed_per_s": report.completed_per_s,
+                "p50_ms": report.p50_ms, "p90_ms": report.p90_ms, "p99_ms": report.p99_ms,
+                "failed": report.failed, "lost": report.lost,
+            })
+        );
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.failed == 0 && report.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench`: start one coordinator and one worker (release builds) against
+# the local PostgreSQL and RabbitMQ, run `warren bench` for throughput (as
+# fast as possible) and for latency (at a fixed rate), print the summary
+# lines, and stop what it started. Every transition is committed (the
+# durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
+# BENCH_RATE_JOBS, BENCH_CONCURRENCY.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bin=target/release
+jobs=${BENCH_JOBS:-20000}
+rate=${BENCH_RATE:-1000}
+rate_jobs=${BENCH_RATE_JOBS:-10000}
+concurrency=${BENCH_CONCURRENCY:-64}
+port=${WARREN_BENCH_PORT:-8090}
+ns="bench-$RANDOM$RANDOM"
+db=warren_bench
+token="bench-token-$RANDOM$RANDOM$RANDOM"
+logs=.demo/bench
+mkdir -p "$logs"
+
+for b in warren-coordinator warren-worker warren; do
+    [[ -x $bin/$b ]] || { echo "bench: $bin/$b missing; run 'cargo build --release --bins' (make bench does)" >&2; exit 1; }
+done
+
+psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+
+export WARREN_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
+export WARREN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+export WARREN_NAMESPACE=$ns WARREN_API_TOKEN=$token WARREN_QUEUE_EXPIRES=30m
+export WARREN_API_URL="http://127.0.0.1:$port" RUST_LOG=${RUST_LOG:-warn}
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+WARREN_HTTP_ADDR="127.0.0.1:$port" "$bin/warren-coordinator" >"$logs/coordinator.log" 2>&1 &
+pids+=($!)
+WARREN_QUEUES=bench WARREN_CONCURRENCY=$concurrency "$bin/warren-worker" >"$logs/worker.log" 2>&1 &
+pids+=($!)
+
+deadline=$((SECONDS + 60))
+until "$bin/warren" health >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || { echo "bench: coordinator not healthy; see $logs" >&2; exit 1; }
+    sleep 0.2
+done
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
+echo "throughput: $jobs no-op jobs, as fast as possible (worker concurrency $concurrency)"
+"$bin/warren" bench --jobs "$jobs"
+echo "latency: $rate_jobs no-op jobs at $rate jobs/s"
+"$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
