@@ -4,7 +4,7 @@
 # fast as possible) and for latency (at a fixed rate), print the summary
 # lines, and stop what it started. Every transition is committed (the
 # durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
-# BENCH_RATE_JOBS, BENCH_CONCURRENCY.
+# BENCH_RATE_JOBS, BENCH_CONCURRENCY, BENCH_WORKERS (worker processes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,6 +13,7 @@ jobs=${BENCH_JOBS:-20000}
 rate=${BENCH_RATE:-1000}
 rate_jobs=${BENCH_RATE_JOBS:-10000}
 concurrency=${BENCH_CONCURRENCY:-64}
+workers=${BENCH_WORKERS:-1}
 port=${WARREN_BENCH_PORT:-8090}
 ns="bench-$RANDOM$RANDOM"
 db=warren_bench
@@ -40,8 +41,10 @@ trap cleanup EXIT INT TERM
 
 WARREN_HTTP_ADDR="127.0.0.1:$port" "$bin/warren-coordinator" >"$logs/coordinator.log" 2>&1 &
 pids+=($!)
-WARREN_QUEUES=bench WARREN_CONCURRENCY=$concurrency "$bin/warren-worker" >"$logs/worker.log" 2>&1 &
-pids+=($!)
+for ((i = 1; i <= workers; i++)); do
+    WARREN_QUEUES=bench WARREN_CONCURRENCY=$concurrency "$bin/warren-worker" >"$logs/worker-$i.log" 2>&1 &
+    pids+=($!)
+done
 
 deadline=$((SECONDS + 60))
 until "$bin/warren" health >/dev/null 2>&1; do
@@ -50,7 +53,7 @@ until "$bin/warren" health >/dev/null 2>&1; do
 done
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
-echo "throughput: $jobs no-op jobs, as fast as possible (worker concurrency $concurrency)"
+echo "throughput: $jobs no-op jobs, as fast as possible ($workers worker(s), concurrency $concurrency each)"
 "$bin/warren" bench --jobs "$jobs"
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
