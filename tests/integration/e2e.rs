@@ -58,7 +58,7 @@ async fn binaries_and_cli_run_jobs_end_to_end() {
     let env = TestEnv::new().await;
     let port = free_port();
     let api_url = format!("http://127.0.0.1:{port}");
-    let mut coordinator = env.spawn_coordinator_process(&format!("127.0.0.1:{port}"));
+    let mut coordinator = env.spawn_coordinator_process(&format!("127.0.0.1:{port}"), &[]);
     let metrics_port = free_port();
     let _worker = env.spawn_worker_process(
         "default",

@@ -2,6 +2,7 @@
 //! its own database and AMQP namespace, so they run in parallel.
 
 mod cancel;
+mod chaos;
 mod coordinators;
 mod e2e;
 mod lifecycle;

@@ -204,8 +204,9 @@ impl TestEnv {
         ChildGuard::spawn(command)
     }
 
-    /// Starts a `warren-coordinator` process on `http_addr` with fast timings.
-    pub fn spawn_coordinator_process(&self, http_addr: &str) -> ChildGuard {
+    /// Starts a `warren-coordinator` process on `http_addr` with fast
+    /// timings, plus `extra` environment.
+    pub fn spawn_coordinator_process(&self, http_addr: &str, extra: &[(&str, &str)]) -> ChildGuard {
         let mut command = Command::new(binary("warren-coordinator"));
         self.process_env(&mut command);
         command
@@ -214,6 +215,9 @@ impl TestEnv {
             .env("WARREN_SWEEP_INTERVAL", "300ms")
             .env("WARREN_DISPATCH_TIMEOUT", "10s")
             .env("WARREN_POLL_INTERVAL", "50ms");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
         ChildGuard::spawn(command)
     }
 

@@ -7,11 +7,13 @@
 //! or as real processes of the built binaries.
 
 mod env;
+mod ledger;
 mod metrics;
 mod processes;
 mod wait;
 
 pub use env::{TestEnv, TEST_TOKEN};
+pub use ledger::Ledger;
 pub use metrics::metric_value;
 pub use processes::{binary, ChildGuard};
 pub use wait::{eventually, DEADLINE};

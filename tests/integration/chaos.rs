@@ -1,0 +1,182 @@
+//! Fault injection with real processes, checked against an execution ledger:
+//! no accepted job lost, each job completed exactly once in the database,
+//! attempts never above the maximum, extra executions at most one per fault.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+use warren_core::protocol::JobSpec;
+use warren_core::JobState;
+use warren_store::Store;
+use warren_tests::{eventually, metric_value, Ledger, TestEnv, DEADLINE};
+
+async fn completed(store: &Store) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE state = 'completed'")
+        .fetch_one(store.pool())
+        .await
+        .map_or(0, |n| n as usize)
+}
+
+async fn wait_completed(store: &Store, at_least: usize, deadline: Duration) {
+    eventually(&format!("{at_least} jobs completed"), deadline, || async {
+        (completed(store).await >= at_least).then_some(())
+    })
+    .await;
+}
+
+/// Checks every invariant after `faults` injected faults and prints the figures.
+async fn check(name: &str, store: &Store, ledger: &Ledger, ids: &[Uuid], faults: usize) {
+    wait_completed(store, ids.len(), Duration::from_secs(120)).await;
+    let rows: Vec<(i32, i32, i64)> = sqlx::query_as(
+        "SELECT j.attempt, j.max_attempts,
+                (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.to_state = 'completed')
+           FROM jobs j",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), ids.len(), "no accepted job lost, none invented");
+    assert!(
+        rows.iter().all(|(_, _, done)| *done == 1),
+        "each job completed exactly once"
+    );
+    assert!(
+        rows.iter().all(|(attempt, max, _)| attempt <= max),
+        "attempts never above the maximum"
+    );
+    let executions = ledger.executions();
+    assert_eq!(executions.len(), ids.len(), "every job executed");
+    let extra: usize = executions.values().map(|n| n - 1).sum();
+    let worst = executions.values().max().copied().unwrap_or(0);
+    assert!(
+        worst <= 1 + faults,
+        "a job ran {worst} times after {faults} faults"
+    );
+    println!("chaos {name}: jobs={} completed={} lost=0 faults={faults} extra_executions={extra} max_runs_per_job={worst}", ids.len(), ids.len());
+}
+
+#[tokio::test]
+async fn repeated_kill_9_of_workers() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let ledger = Ledger::new(&env.namespace);
+    let mut workers = vec![
+        env.spawn_worker_process("default", &[]),
+        env.spawn_worker_process("default", &[]),
+    ];
+    let specs: Vec<JobSpec> = (0..120).map(|n| ledger.job("default", n, 100)).collect();
+    let ids = env.submit(specs).await;
+    let kills = 3;
+    for round in 1..=kills {
+        wait_completed(&store, round * 25, DEADLINE).await;
+        workers.remove(0).signal("KILL");
+        workers.push(env.spawn_worker_process("default", &[]));
+    }
+    check("worker kill -9", &store, &ledger, &ids, kills).await;
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_coordinator_during_dispatch_and_report_handling() {
+    let mut env = TestEnv::new().await;
+    let store = env.store().await;
+    let ledger = Ledger::new(&env.namespace);
+    let fast = [("WARREN_DISPATCH_TIMEOUT", "2s")];
+    let port = |n: u16| {
+        format!(
+            "127.0.0.1:{}",
+            20_000 + (std::process::id() as u16 % 10_000) + n
+        )
+    };
+    let mut coordinator = env.spawn_coordinator_process(&port(0), &fast);
+    let _a = env.start_worker(&["default"]);
+    let _b = env.start_worker(&["default"]);
+    let specs: Vec<JobSpec> = (0..300).map(|n| ledger.job("default", n, 20)).collect();
+    let ids = env.submit(specs).await;
+    for (round, threshold) in [50, 150].into_iter().enumerate() {
+        wait_completed(&store, threshold, DEADLINE).await;
+        coordinator.signal("KILL");
+        coordinator.wait_exit(DEADLINE).await;
+        coordinator = env.spawn_coordinator_process(&port(round as u16 + 1), &fast);
+    }
+    check("coordinator kill -9", &store, &ledger, &ids, 2).await;
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn a_worker_stopped_past_its_lease_has_its_late_result_rejected() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let ledger = Ledger::new(&env.namespace);
+    let frozen = env.spawn_worker_process("default", &[]);
+    let ids = env.submit(vec![ledger.job("default", 0, 1_500)]).await;
+    let first = env
+        .wait_job(&store, ids[0], "running on the frozen worker", |j| {
+            j.state() == JobState::Running
+        })
+        .await;
+    frozen.signal("STOP");
+    let _survivor = env.start_worker(&["default"]);
+    let done = env
+        .wait_job(&store, ids[0], "completed elsewhere", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(done.attempt, 2);
+    assert_ne!(done.worker_id, first.worker_id);
+    frozen.signal("CONT");
+    // The frozen worker wakes with attempt 1 still in hand: its report is stale.
+    eventually("late report rejected as stale", DEADLINE, || async {
+        let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
+        let stale: f64 = ["completed", "failed"]
+            .iter()
+            .filter_map(|kind| {
+                metric_value(
+                    &metrics,
+                    &format!("warren_stale_reports_total{{kind=\"{kind}\"}}"),
+                )
+            })
+            .sum();
+        (stale >= 1.0).then_some(())
+    })
+    .await;
+    let job = store.get_job(ids[0]).await.unwrap();
+    assert_eq!(
+        (job.state(), job.attempt, job.worker_id),
+        (JobState::Completed, 2, done.worker_id)
+    );
+    check("SIGSTOP past the lease", &store, &ledger, &ids, 1).await;
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn two_coordinator_processes_and_one_is_killed() {
+    let mut env = TestEnv::new().await;
+    let store = env.store().await;
+    let ledger = Ledger::new(&env.namespace);
+    let fast = [("WARREN_DISPATCH_TIMEOUT", "2s")];
+    let port = |n: u16| {
+        format!(
+            "127.0.0.1:{}",
+            30_000 + (std::process::id() as u16 % 10_000) + n
+        )
+    };
+    let doomed = env.spawn_coordinator_process(&port(0), &fast);
+    let _survivor = env.spawn_coordinator_process(&port(1), &fast);
+    let _a = env.start_worker(&["default"]);
+    let _b = env.start_worker(&["default"]);
+    let started = std::time::Instant::now();
+    let ids = env
+        .submit((0..300).map(|n| ledger.job("default", n, 20)).collect())
+        .await;
+    wait_completed(&store, 100, DEADLINE).await;
+    doomed.signal("KILL");
+    check("two coordinators, one kill -9", &store, &ledger, &ids, 1).await;
+    println!(
+        "two coordinators: 300 jobs in {:.1}s including one coordinator kill",
+        started.elapsed().as_secs_f64()
+    );
+    env.cleanup(&["default"]).await;
+}
