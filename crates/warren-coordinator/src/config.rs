@@ -24,6 +24,8 @@ pub const DEFAULT_DISPATCH_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// How often due retries and delayed jobs are looked for when nothing else wakes the dispatcher.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Jobs of one queue allowed in flight (queued or running) at once.
+pub const DEFAULT_DISPATCH_WINDOW: usize = 1_000;
 /// Jobs or reports handled per statement.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Shortest accepted API token.
@@ -52,6 +54,9 @@ pub struct CoordinatorConfig {
     pub poll_interval: Duration,
     /// Batch size of intake, dispatch and report handling.
     pub batch_size: usize,
+    /// Per-queue cap on jobs queued or running; the rest of a backlog stays
+    /// `pending` in PostgreSQL. A queue's `max_in_flight` may lower it.
+    pub dispatch_window: usize,
     /// Largest accepted message or request body.
     pub max_payload_bytes: usize,
 }
@@ -70,6 +75,7 @@ impl CoordinatorConfig {
             deadline_grace: DEFAULT_DEADLINE_GRACE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             batch_size: DEFAULT_BATCH_SIZE,
+            dispatch_window: DEFAULT_DISPATCH_WINDOW,
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
@@ -91,6 +97,9 @@ impl CoordinatorConfig {
         }
         if !(1..=10_000).contains(&self.batch_size) {
             return Err("WARREN_BATCH_SIZE must be between 1 and 10000".into());
+        }
+        if self.dispatch_window == 0 {
+            return Err("WARREN_DISPATCH_WINDOW must be at least 1".into());
         }
         if self.max_payload_bytes < 1024 {
             return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());

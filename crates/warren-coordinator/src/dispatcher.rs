@@ -26,8 +26,9 @@ pub(crate) async fn run(
     let mut declared: HashSet<String> = HashSet::new();
     loop {
         let limit = shared.config.batch_size as i64;
+        let window = shared.config.dispatch_window as i64;
         let jobs = match with_db_retry(&shared, "dispatch", &token, || {
-            shared.store.claim_for_dispatch(limit)
+            shared.store.claim_for_dispatch(limit, window)
         })
         .await
         {

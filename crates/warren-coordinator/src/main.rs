@@ -48,6 +48,9 @@ struct Args {
     /// Jobs or reports per statement.
     #[arg(long, env = "WARREN_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE)]
     batch_size: usize,
+    /// Jobs of one queue in flight (queued or running) at once; the rest wait in PostgreSQL.
+    #[arg(long, env = "WARREN_DISPATCH_WINDOW", default_value_t = DEFAULT_DISPATCH_WINDOW)]
+    dispatch_window: usize,
     /// Largest accepted message or request body, in bytes.
     #[arg(long, env = "WARREN_MAX_PAYLOAD_BYTES", default_value_t = warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
@@ -81,6 +84,7 @@ impl Args {
             deadline_grace: self.deadline_grace,
             poll_interval: self.poll_interval,
             batch_size: self.batch_size,
+            dispatch_window: self.dispatch_window,
             max_payload_bytes: self.max_payload_bytes,
         }
     }

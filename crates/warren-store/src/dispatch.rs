@@ -67,19 +67,38 @@ impl DispatchedJob {
 }
 
 impl Store {
-    /// Claims up to `limit` due jobs from unpaused queues and moves them to
-    /// `queued` with `attempt + 1` and a fresh lease, in one statement.
-    pub async fn claim_for_dispatch(&self, limit: i64) -> Result<Vec<DispatchedJob>, StoreError> {
+    /// Claims up to `limit` due jobs and moves them to `queued` with
+    /// `attempt + 1` and a fresh lease, in one statement. Each unpaused queue
+    /// contributes at most its free room: `window` (or its `max_in_flight`,
+    /// if lower) minus its jobs already queued or running, so the backlog
+    /// stays in PostgreSQL instead of piling up in RabbitMQ.
+    pub async fn claim_for_dispatch(
+        &self,
+        limit: i64,
+        window: i64,
+    ) -> Result<Vec<DispatchedJob>, StoreError> {
         // The outer SELECT re-sorts: UPDATE ... RETURNING promises no order,
         // and the dispatcher publishes in the order returned.
         let jobs = sqlx::query_as::<_, DispatchedJob>(
-            "WITH due AS (
-                 SELECT id, state FROM jobs
-                 WHERE state IN ('pending', 'retrying') AND run_at <= now()
-                   AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = jobs.queue AND q.paused)
-                 ORDER BY priority DESC, run_at
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED),
+            "WITH room AS (
+                 SELECT q.name,
+                        LEAST($2, COALESCE(q.max_in_flight, $2))
+                          - (SELECT count(*) FROM jobs f
+                              WHERE f.queue = q.name AND f.state IN ('queued', 'running')) AS free
+                   FROM queues q
+                  WHERE NOT q.paused),
+             due AS (
+                 SELECT d.id, d.state, d.priority, d.run_at
+                   FROM room r
+                  CROSS JOIN LATERAL (
+                        SELECT id, state, priority, run_at FROM jobs
+                         WHERE queue = r.name AND state IN ('pending', 'retrying') AND run_at <= now()
+                         ORDER BY priority DESC, run_at
+                         LIMIT LEAST(r.free, $1)
+                         FOR UPDATE SKIP LOCKED) d
+                  WHERE r.free > 0
+                  ORDER BY d.priority DESC, d.run_at
+                  LIMIT $1),
              claimed AS (
                  UPDATE jobs j
                     SET state = 'queued', attempt = j.attempt + 1, lease = gen_random_uuid(),
@@ -92,6 +111,7 @@ impl Store {
                FROM claimed ORDER BY priority DESC, run_at",
         )
         .bind(limit)
+        .bind(window)
         .fetch_all(&self.pool)
         .await?;
         Ok(jobs)

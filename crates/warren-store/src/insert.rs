@@ -56,8 +56,10 @@ impl Store {
             approvals.push(spec.requires_approval);
             metadata.push((!spec.metadata.is_null()).then(|| spec.metadata.clone()));
         }
+        // New queue names are registered in `queues`, which dispatch walks.
         let created = sqlx::query_scalar(
-            "INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
+            "WITH inserted AS (
+             INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
                                retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
                                run_at, idempotency_key, requires_approval, metadata)
              SELECT r.id, r.queue, r.task_type, r.payload, r.state::job_state, r.priority, r.max_attempts,
@@ -70,7 +72,11 @@ impl Store {
                   AS r(id, queue, task_type, payload, state, priority, max_attempts,
                        base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata)
              ON CONFLICT DO NOTHING
-             RETURNING id",
+             RETURNING id, queue),
+             registered AS (
+                 INSERT INTO queues (name) SELECT DISTINCT queue FROM inserted
+                 ON CONFLICT DO NOTHING)
+             SELECT id FROM inserted",
         )
         .bind(&ids)
         .bind(&queues)

@@ -223,7 +223,11 @@ async fn approve_releases_a_gated_job() {
         },
     )
     .await;
-    assert!(store.claim_for_dispatch(10).await.unwrap().is_empty());
+    assert!(store
+        .claim_for_dispatch(10, 10_000)
+        .await
+        .unwrap()
+        .is_empty());
 
     let moved = store.approve_job(id, "carol").await.unwrap();
     assert_eq!(

@@ -54,7 +54,11 @@ async fn retryable_failure_backs_off() {
         .is_some());
 
     // Not due yet.
-    assert!(store.claim_for_dispatch(10).await.unwrap().is_empty());
+    assert!(store
+        .claim_for_dispatch(10, 10_000)
+        .await
+        .unwrap()
+        .is_empty());
     db.cleanup().await;
 }
 
@@ -94,7 +98,11 @@ async fn fatal_and_exhausted_failures_stay_failed() {
     let out = apply(store, WORKER, &[failed(last, RetryDecision::Retryable)]).await;
     assert!(out.transitions.is_empty());
     assert_eq!(out.stale, vec!["failed"]);
-    assert!(store.claim_for_dispatch(10).await.unwrap().is_empty());
+    assert!(store
+        .claim_for_dispatch(10, 10_000)
+        .await
+        .unwrap()
+        .is_empty());
     db.cleanup().await;
 }
 

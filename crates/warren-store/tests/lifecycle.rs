@@ -105,7 +105,7 @@ async fn insert_jobs_is_idempotent() {
 
     // Only the immediately due jobs are claimable.
     let claimed: HashSet<Uuid> = store
-        .claim_for_dispatch(100)
+        .claim_for_dispatch(100, 10_000)
         .await
         .unwrap()
         .into_iter()
@@ -113,7 +113,11 @@ async fn insert_jobs_is_idempotent() {
         .collect();
     let due: HashSet<Uuid> = [a.id, b.id, first.id, other_queue.id, x.id].into();
     assert_eq!(claimed, due);
-    assert!(store.claim_for_dispatch(100).await.unwrap().is_empty());
+    assert!(store
+        .claim_for_dispatch(100, 10_000)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(state(store, gated.id).await, AwaitingApproval);
     assert_eq!(state(store, delayed.id).await, Pending);
     db.cleanup().await;
@@ -136,12 +140,12 @@ async fn claim_order_lease_and_unclaim() {
     )
     .await;
 
-    let first = store.claim_for_dispatch(2).await.unwrap();
+    let first = store.claim_for_dispatch(2, 10_000).await.unwrap();
     assert_eq!(
         first.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![p9.id, p5_early.id]
     );
-    let rest = store.claim_for_dispatch(10).await.unwrap();
+    let rest = store.claim_for_dispatch(10, 10_000).await.unwrap();
     assert_eq!(
         rest.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![p5_late.id, p0.id]
@@ -230,7 +234,7 @@ async fn a_large_claim_is_returned_in_dispatch_order() {
         .unwrap();
     let mut expected = specs.clone();
     expected.sort_by_key(|s| (std::cmp::Reverse(s.priority), s.run_at));
-    let claimed = store.claim_for_dispatch(1000).await.unwrap();
+    let claimed = store.claim_for_dispatch(1000, 10_000).await.unwrap();
     assert_eq!(
         claimed.iter().map(|d| d.id).collect::<Vec<_>>(),
         expected.iter().map(|s| s.id).collect::<Vec<_>>()
@@ -246,7 +250,10 @@ async fn concurrent_claims_never_share_a_job() {
     let all: HashSet<Uuid> = insert(store, &specs).await.into_iter().collect();
     assert_eq!(all.len(), 100);
 
-    let (a, b) = tokio::join!(store.claim_for_dispatch(50), store.claim_for_dispatch(50));
+    let (a, b) = tokio::join!(
+        store.claim_for_dispatch(50, 10_000),
+        store.claim_for_dispatch(50, 10_000)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let a_ids: HashSet<Uuid> = a.iter().map(|d| d.id).collect();
     let b_ids: HashSet<Uuid> = b.iter().map(|d| d.id).collect();
@@ -318,5 +325,37 @@ async fn full_lifecycle_events_in_order() {
         .await
         .unwrap()
         .is_empty());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn dispatch_respects_the_window_max_in_flight_and_pause_per_queue() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    for queue in ["a", "b", "c"] {
+        for _ in 0..10 {
+            submit(store, spec(queue)).await;
+        }
+    }
+    sqlx::query("UPDATE queues SET max_in_flight = 1 WHERE name = 'b'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE queues SET paused = true WHERE name = 'c'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let claimed = store.claim_for_dispatch(100, 3).await.unwrap();
+    let count = |q: &str| claimed.iter().filter(|j| j.queue == q).count();
+    assert_eq!((count("a"), count("b"), count("c")), (3, 1, 0));
+    // Full windows claim nothing more until a job leaves queued/running.
+    assert!(store.claim_for_dispatch(100, 3).await.unwrap().is_empty());
+    let a = claimed.iter().find(|j| j.queue == "a").unwrap();
+    store.cancel_job(a.id, "test").await.unwrap();
+    let next = store.claim_for_dispatch(100, 3).await.unwrap();
+    assert_eq!(
+        next.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>(),
+        vec!["a"]
+    );
     db.cleanup().await;
 }

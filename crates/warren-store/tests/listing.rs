@@ -23,7 +23,7 @@ async fn list_jobs_filters_and_pages() {
     insert(store, &a).await;
     insert(store, &b).await;
     let queued: HashSet<Uuid> = store
-        .claim_for_dispatch(4)
+        .claim_for_dispatch(4, 10_000)
         .await
         .unwrap()
         .into_iter()

@@ -113,7 +113,7 @@ pub(crate) async fn submit(store: &Store, spec: JobSpec) -> Uuid {
 /// Claims everything due, asserting that it is exactly job `id`.
 pub(crate) async fn dispatch(store: &Store, id: Uuid) -> DispatchedJob {
     let mut claimed = store
-        .claim_for_dispatch(1000)
+        .claim_for_dispatch(1000, 10_000)
         .await
         .expect("claim_for_dispatch");
     assert_eq!(
