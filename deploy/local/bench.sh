@@ -4,7 +4,10 @@
 # fast as possible) and for latency (at a fixed rate), print the summary
 # lines, and stop what it started. Every transition is committed (the
 # durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
-# BENCH_RATE_JOBS, BENCH_CONCURRENCY, BENCH_WORKERS (worker processes).
+# BENCH_RATE_JOBS, BENCH_CONCURRENCY, BENCH_WORKERS (worker processes),
+# BENCH_RETAINED (terminal jobs loaded into the table first, to measure
+# throughput against a large history) and BENCH_PENDING (pending jobs on a
+# queue no worker consumes, to measure coordinator memory with a backlog).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -14,6 +17,8 @@ rate=${BENCH_RATE:-1000}
 rate_jobs=${BENCH_RATE_JOBS:-10000}
 concurrency=${BENCH_CONCURRENCY:-64}
 workers=${BENCH_WORKERS:-1}
+retained=${BENCH_RETAINED:-0}
+pending=${BENCH_PENDING:-0}
 port=${WARREN_BENCH_PORT:-8090}
 ns="bench-$RANDOM$RANDOM"
 db=warren_bench
@@ -52,8 +57,35 @@ until "$bin/warren" health >/dev/null 2>&1; do
     sleep 0.2
 done
 
+# Synthetic history and backlog, loaded with triggers off (bulk data, not
+# lifecycle moves). Ids are tiny so they sort before the run's UUID v7 ids.
+load() { # state queue count
+    psql -X -q -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 <<SQL
+SET session_replication_role = replica;
+INSERT INTO jobs (id, queue, task_type, payload, state, attempt, max_attempts, retry_base_ms,
+                  retry_factor, retry_max_ms, retry_jitter, result, finished_at, created_at)
+SELECT lpad(to_hex(i + $4), 32, '0')::uuid, '$2', 'echo', '{}', '$1', $5, 5, 1000, 2, 3600000, 0,
+       CASE WHEN '$1' = 'completed' THEN '{}'::jsonb END,
+       CASE WHEN '$1' = 'completed' THEN now() END, now() - interval '1 day'
+  FROM generate_series(1, $3) AS i;
+INSERT INTO queues (name) VALUES ('$2') ON CONFLICT DO NOTHING;
+ANALYZE jobs;
+SQL
+}
+if (( retained > 0 )); then
+    echo "loading $retained completed jobs (history)"
+    load completed bench "$retained" 0 1
+fi
+if (( pending > 0 )); then
+    echo "loading $pending pending jobs on queue 'backlog' (no worker consumes it)"
+    load pending backlog "$pending" 100000000 0
+fi
+
+rss() { ps -o rss= -p "${pids[0]}" | awk '{printf "%.0f MB", $1/1024}'; }
+
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
 echo "throughput: $jobs no-op jobs, as fast as possible ($workers worker(s), concurrency $concurrency each)"
 "$bin/warren" bench --jobs "$jobs"
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
+echo "coordinator RSS: $(rss)"

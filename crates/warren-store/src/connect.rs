@@ -60,7 +60,12 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../../migrations").run(&pool).await?;
+        let mut migrator = sqlx::migrate!("../../migrations");
+        // During a rolling upgrade a newer coordinator may already have
+        // applied migrations this build does not know; they are additive, so
+        // this one keeps running instead of refusing to start.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         Ok(Store::from_pool(pool))
     }
 }

@@ -80,7 +80,7 @@ impl Store {
         // The outer SELECT re-sorts: UPDATE ... RETURNING promises no order,
         // and the dispatcher publishes in the order returned.
         let jobs = sqlx::query_as::<_, DispatchedJob>(
-            "WITH room AS (
+            "WITH room AS MATERIALIZED (
                  SELECT q.name,
                         LEAST($2, COALESCE(q.max_in_flight, $2))
                           - (SELECT count(*) FROM jobs f

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use common::*;
 use uuid::Uuid;
 use warren_core::JobState::{self, *};
+use warren_store::{Store, StoreConfig};
 
 #[tokio::test]
 async fn transition_table_and_enum_match_core() {
@@ -104,5 +105,27 @@ async fn raw_sql_cannot_make_an_illegal_move() {
         Some("23514")
     );
     assert_eq!(events(store, id).await.len(), 2);
+    db.cleanup().await;
+}
+
+/// A coordinator of an older build keeps starting after a newer one applied
+/// a migration it does not know (rolling upgrades).
+#[tokio::test]
+async fn migrations_applied_by_a_newer_build_do_not_stop_an_older_one() {
+    let db = TestDb::new().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'from a newer build', true, '\\x00', 0)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let again = Store::connect_and_migrate(&StoreConfig {
+        url: db.url(),
+        max_connections: 1,
+    })
+    .await;
+    assert!(again.is_ok(), "{:?}", again.err());
+    again.unwrap().pool().close().await;
     db.cleanup().await;
 }

@@ -43,6 +43,15 @@ impl TestDb {
         }
     }
 
+    /// The database's URL (to connect a second store to it).
+    pub(crate) fn url(&self) -> String {
+        format!(
+            "{}/{}",
+            base_url(),
+            self.name.as_deref().expect("not cleaned up")
+        )
+    }
+
     /// The pool, for raw SQL in tests.
     pub(crate) fn pool(&self) -> &sqlx::PgPool {
         self.store.pool()
