@@ -34,7 +34,7 @@ psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db 
 
 export WARREN_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
 export WARREN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
-export WARREN_NAMESPACE=$ns WARREN_API_TOKEN=$token WARREN_QUEUE_EXPIRES=30m
+export WARREN_NAMESPACE=$ns WARREN_API_TOKEN=$token WARREN_QUEUE_EXPIRES=2m
 export WARREN_API_URL="http://127.0.0.1:$port" RUST_LOG=${RUST_LOG:-warn}
 
 pids=()
