@@ -33,18 +33,8 @@ async fn survives(disrupt: impl FnOnce() + Send + 'static) {
         .collect();
     let ids: Vec<Uuid> = env.submit(specs).await;
 
-    let count_completed = || async {
-        let store = env.store().await;
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE state = 'completed'")
-            .fetch_one(store.pool())
-            .await
-            .ok()
-    };
     eventually("a quarter completed", Duration::from_secs(60), || async {
-        count_completed()
-            .await
-            .filter(|n| *n as usize >= JOBS / 4)
-            .map(|_| ())
+        (TestEnv::completed_jobs(&store).await >= JOBS / 4).then_some(())
     })
     .await;
     tokio::task::spawn_blocking(disrupt)
@@ -54,10 +44,13 @@ async fn survives(disrupt: impl FnOnce() + Send + 'static) {
     let done = eventually(
         "all jobs completed after the restart",
         Duration::from_secs(180),
-        || async { count_completed().await.filter(|n| *n as usize == JOBS) },
+        || async {
+            let n = TestEnv::completed_jobs(&store).await;
+            (n == JOBS).then_some(n)
+        },
     )
     .await;
-    assert_eq!(done as usize, JOBS);
+    assert_eq!(done, JOBS);
     let ledger: Vec<(Uuid, i64, i32)> = sqlx::query_as(
         "SELECT j.id, (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.to_state = 'completed'), j.attempt FROM jobs j",
     )

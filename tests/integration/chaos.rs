@@ -8,18 +8,11 @@ use uuid::Uuid;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
 use warren_store::Store;
-use warren_tests::{eventually, metric_value, Ledger, TestEnv, DEADLINE};
-
-async fn completed(store: &Store) -> usize {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE state = 'completed'")
-        .fetch_one(store.pool())
-        .await
-        .map_or(0, |n| n as usize)
-}
+use warren_tests::{eventually, free_port, metric_value, Ledger, TestEnv, DEADLINE};
 
 async fn wait_completed(store: &Store, at_least: usize, deadline: Duration) {
     eventually(&format!("{at_least} jobs completed"), deadline, || async {
-        (completed(store).await >= at_least).then_some(())
+        (TestEnv::completed_jobs(store).await >= at_least).then_some(())
     })
     .await;
 }
@@ -83,22 +76,17 @@ async fn kill_9_of_the_coordinator_during_dispatch_and_report_handling() {
     let store = env.store().await;
     let ledger = Ledger::new(&env.namespace);
     let fast = [("WARREN_DISPATCH_TIMEOUT", "2s")];
-    let port = |n: u16| {
-        format!(
-            "127.0.0.1:{}",
-            20_000 + (std::process::id() as u16 % 10_000) + n
-        )
-    };
-    let mut coordinator = env.spawn_coordinator_process(&port(0), &fast);
+    let addr = || format!("127.0.0.1:{}", free_port());
+    let mut coordinator = env.spawn_coordinator_process(&addr(), &fast);
     let _a = env.start_worker(&["default"]);
     let _b = env.start_worker(&["default"]);
     let specs: Vec<JobSpec> = (0..300).map(|n| ledger.job("default", n, 20)).collect();
     let ids = env.submit(specs).await;
-    for (round, threshold) in [50, 150].into_iter().enumerate() {
+    for threshold in [50, 150] {
         wait_completed(&store, threshold, DEADLINE).await;
         coordinator.signal("KILL");
         coordinator.wait_exit(DEADLINE).await;
-        coordinator = env.spawn_coordinator_process(&port(round as u16 + 1), &fast);
+        coordinator = env.spawn_coordinator_process(&addr(), &fast);
     }
     check("coordinator kill -9", &store, &ledger, &ids, 2).await;
     env.cleanup(&["default"]).await;
@@ -157,14 +145,9 @@ async fn two_coordinator_processes_and_one_is_killed() {
     let store = env.store().await;
     let ledger = Ledger::new(&env.namespace);
     let fast = [("WARREN_DISPATCH_TIMEOUT", "2s")];
-    let port = |n: u16| {
-        format!(
-            "127.0.0.1:{}",
-            30_000 + (std::process::id() as u16 % 10_000) + n
-        )
-    };
-    let doomed = env.spawn_coordinator_process(&port(0), &fast);
-    let _survivor = env.spawn_coordinator_process(&port(1), &fast);
+    let addr = || format!("127.0.0.1:{}", free_port());
+    let doomed = env.spawn_coordinator_process(&addr(), &fast);
+    let _survivor = env.spawn_coordinator_process(&addr(), &fast);
     let _a = env.start_worker(&["default"]);
     let _b = env.start_worker(&["default"]);
     let started = std::time::Instant::now();

@@ -1,20 +1,13 @@
 //! End to end with the real binaries as processes: `warren-coordinator`,
 //! `warren-worker`, the SDK example worker, and the `warren` CLI.
 
-use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use warren_tests::{binary, eventually, metric_value, ChildGuard, TestEnv, DEADLINE, TEST_TOKEN};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use warren_tests::{
+    binary, eventually, free_port, metric_value, ChildGuard, TestEnv, DEADLINE, TEST_TOKEN,
+};
 
 struct Cli<'a> {
     env: &'a TestEnv,

@@ -276,6 +276,14 @@ impl TestEnv {
         .await
     }
 
+    /// Jobs in state `completed` (0 while the database is unreachable).
+    pub async fn completed_jobs(store: &Store) -> usize {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE state = 'completed'")
+            .fetch_one(store.pool())
+            .await
+            .map_or(0, |n| n as usize)
+    }
+
     /// Number of messages ready in `<ns>.dead`.
     pub async fn dead_letters(&self) -> u32 {
         let session = Session::connect(&self.broker_config())

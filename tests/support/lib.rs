@@ -9,11 +9,13 @@
 mod env;
 mod ledger;
 mod metrics;
+mod net;
 mod processes;
 mod wait;
 
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
 pub use metrics::metric_value;
+pub use net::free_port;
 pub use processes::{binary, ChildGuard};
 pub use wait::{eventually, DEADLINE};

@@ -80,7 +80,7 @@ async fn insert(
         .collect();
     match with_db_retry(shared, "intake", token, || shared.store.insert_jobs(&specs)).await {
         DbOutcome::Done(created) => {
-            count(shared, specs.len(), created.len());
+            shared.metrics.count_submitted(specs.len(), created.len());
             return Ok(true);
         }
         DbOutcome::Shutdown => return Ok(false),
@@ -94,7 +94,9 @@ async fn insert(
         })
         .await
         {
-            DbOutcome::Done(created) => count(shared, envelope.jobs.len(), created.len()),
+            DbOutcome::Done(created) => shared
+                .metrics
+                .count_submitted(envelope.jobs.len(), created.len()),
             DbOutcome::Shutdown => return Ok(false),
             DbOutcome::Rejected(e) => {
                 shared
@@ -108,17 +110,4 @@ async fn insert(
         }
     }
     Ok(true)
-}
-
-fn count(shared: &Shared, submitted: usize, created: usize) {
-    shared
-        .metrics
-        .submitted
-        .with_label_values(&["created"])
-        .inc_by(created as u64);
-    shared
-        .metrics
-        .submitted
-        .with_label_values(&["duplicate"])
-        .inc_by((submitted - created) as u64);
 }

@@ -187,6 +187,17 @@ impl Metrics {
         }
     }
 
+    /// Counts a submission of `submitted` jobs of which `created` were new
+    /// (the rest were duplicate ids or idempotency keys).
+    pub fn count_submitted(&self, submitted: usize, created: usize) {
+        self.submitted
+            .with_label_values(&["created"])
+            .inc_by(created as u64);
+        self.submitted
+            .with_label_values(&["duplicate"])
+            .inc_by(submitted.saturating_sub(created) as u64);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -37,17 +37,9 @@ pub(super) async fn create(
         .try_for_each(JobSpec::validate)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let created = shared.store.insert_jobs(&envelope.jobs).await?;
-    let duplicates = envelope.jobs.len() - created.len();
     shared
         .metrics
-        .submitted
-        .with_label_values(&["created"])
-        .inc_by(created.len() as u64);
-    shared
-        .metrics
-        .submitted
-        .with_label_values(&["duplicate"])
-        .inc_by(duplicates as u64);
+        .count_submitted(envelope.jobs.len(), created.len());
     shared.wake_dispatcher();
     let ids: Vec<Uuid> = envelope.jobs.iter().map(|j| j.id).collect();
     Ok((
