@@ -13,6 +13,10 @@ pub enum BrokerError {
     /// An error reported by lapin: I/O, protocol or channel/connection state.
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
+    /// The broker accepted the connection but did not answer in time (it may
+    /// still be booting); the caller reconnects.
+    #[error("the broker did not answer within {0:?} while {1}")]
+    Timeout(std::time::Duration, &'static str),
     /// The broker refused (nacked) a publish: it did not take responsibility
     /// for the message, so the caller must publish it again later.
     #[error("broker nacked a publish to exchange `{exchange}` with routing key `{routing_key}`")]
@@ -78,7 +82,9 @@ impl BrokerError {
                 ErrorKind::ProtocolError(_) => e.is_amqp_hard_error(),
                 _ => false,
             },
-            BrokerError::ConnectionClosed | BrokerError::ChannelClosed => true,
+            BrokerError::ConnectionClosed
+            | BrokerError::ChannelClosed
+            | BrokerError::Timeout(..) => true,
             BrokerError::Nacked { .. }
             | BrokerError::NotConfirmed { .. }
             | BrokerError::AlreadyAcknowledged { .. }

@@ -47,7 +47,7 @@ impl Session {
         })?;
         let name = format!("warren:{}:{}", cfg.namespace, std::process::id());
         let props = ConnectionProperties::default().with_connection_name(name.into());
-        let conn = Connection::connect_uri(uri, props).await?;
+        let conn = within("connecting", Connection::connect_uri(uri, props)).await??;
         Ok(Session {
             conn,
             cfg: cfg.clone(),
@@ -146,4 +146,19 @@ impl Session {
             .await?;
         Ok(Consumer::new(channel, inner))
     }
+}
+
+/// Longest wait for the broker to answer a connection or a declaration. A
+/// broker that is still booting may accept TCP and never answer; without a
+/// bound, reconnecting would hang instead of retrying.
+pub(crate) const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `step`, failing with [`BrokerError::Timeout`] after [`ANSWER_TIMEOUT`].
+pub(crate) async fn within<T>(
+    what: &'static str,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, step)
+        .await
+        .map_err(|_| BrokerError::Timeout(ANSWER_TIMEOUT, what))
 }

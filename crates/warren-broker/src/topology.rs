@@ -14,6 +14,7 @@ use lapin::{
     Channel, ExchangeKind,
 };
 
+use crate::session::within;
 use crate::{
     arguments::{queue_args, QueueRole},
     error::BrokerError,
@@ -26,6 +27,10 @@ impl Session {
     /// queue, the submit exchange and queue, the tasks exchange, the reports
     /// exchange and queue, and the events exchange. Idempotent.
     pub async fn declare_core(&self) -> Result<(), BrokerError> {
+        within("declaring the topology", self.declare_core_unbounded()).await?
+    }
+
+    async fn declare_core_unbounded(&self) -> Result<(), BrokerError> {
         let n = self.names();
         let ch = self.channel().await?;
         exchange(&ch, &n.dead_exchange(), ExchangeKind::Fanout).await?;
@@ -70,6 +75,14 @@ impl Session {
     /// and reports queues) and binds it to the tasks exchange with routing key
     /// `queue`. Idempotent; expects [`Session::declare_core`] to have run.
     pub async fn declare_task_queue(&self, queue: &str) -> Result<(), BrokerError> {
+        within(
+            "declaring a task queue",
+            self.declare_task_queue_unbounded(queue),
+        )
+        .await?
+    }
+
+    async fn declare_task_queue_unbounded(&self, queue: &str) -> Result<(), BrokerError> {
         let n = self.names();
         let name = n.task_queue(queue);
         let ch = self.channel().await?;
@@ -83,6 +96,17 @@ impl Session {
     /// exclusive to this connection, auto-delete, not durable. Messages reach
     /// it through the default exchange (routing key = queue name). Returns its name.
     pub async fn declare_control_queue(&self, worker_id: &str) -> Result<String, BrokerError> {
+        within(
+            "declaring the control queue",
+            self.declare_control_queue_unbounded(worker_id),
+        )
+        .await?
+    }
+
+    async fn declare_control_queue_unbounded(
+        &self,
+        worker_id: &str,
+    ) -> Result<String, BrokerError> {
         let name = self.names().control_queue(worker_id);
         let ch = self.channel().await?;
         let opts = QueueDeclareOptions::exclusive().auto_delete();
@@ -101,13 +125,7 @@ impl Session {
     /// `NOT_FOUND` protocol error if the queue does not exist). Unacknowledged
     /// deliveries are not counted.
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
-        let ch = self.channel().await?;
-        let opts = QueueDeclareOptions::default().passive();
-        let q = ch
-            .queue_declare(short(queue)?, opts, FieldTable::default())
-            .await?;
-        close(ch).await;
-        Ok(q.message_count())
+        Ok(self.queue_stats(queue).await?.messages)
     }
 
     /// Ready messages and consumers of a queue (passive declare).
