@@ -30,7 +30,8 @@ lint: ## Check formatting and run clippy with warnings denied
 fmt: ## Format all code
 	$(CARGO) fmt --all
 
-test: services ## Unit/property tests, then integration tests, then fault tests (serial)
+test: services ## Unit/property tests, then integration tests (incl. the dashboard in Chromium), then fault tests (serial)
+	bash deploy/local/browser.sh
 	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --exclude warren-tests
 	$(CARGO) test -p warren-tests --test integration

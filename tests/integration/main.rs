@@ -4,6 +4,7 @@
 mod cancel;
 mod chaos;
 mod coordinators;
+mod dashboard;
 mod deploy;
 mod e2e;
 mod lifecycle;

@@ -1,10 +1,12 @@
 //! The HTTP API: `/health` and `/metrics` are open; everything under `/v1`
-//! requires `Authorization: Bearer <WARREN_API_TOKEN>`.
+//! requires `Authorization: Bearer <WARREN_API_TOKEN>`. The dashboard's static
+//! files (`/`, `/ui/<file>`) are open too: they carry no data.
 
 mod auth;
 mod error;
 mod jobs;
 mod system;
+mod ui;
 
 use std::sync::Arc;
 
@@ -45,6 +47,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .nest("/v1", v1)
+        .merge(ui::routes())
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
