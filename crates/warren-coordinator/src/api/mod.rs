@@ -2,8 +2,12 @@
 //! requires `Authorization: Bearer <WARREN_API_TOKEN>`.
 
 mod auth;
+mod cleanup;
 mod error;
 mod jobs;
+mod listing;
+mod note;
+mod stats;
 mod system;
 
 use std::sync::Arc;
@@ -30,13 +34,15 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: 
 fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.max_payload_bytes;
     let v1 = Router::new()
-        .route("/jobs", post(jobs::create).get(jobs::list))
+        .route("/jobs", post(jobs::create).get(listing::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
         .route("/workers", get(system::workers))
+        .route("/stats", get(stats::get))
+        .route("/cleanup", post(cleanup::run))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
@@ -46,6 +52,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(system::metrics))
         .nest("/v1", v1)
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
