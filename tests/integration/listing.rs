@@ -41,6 +41,19 @@ async fn error(env: &TestEnv, api: &str, path: &str) -> (u16, String) {
     )
 }
 
+/// An `exec` job on `default` that fails on its only attempt (built from
+/// its wire form).
+fn dying() -> JobSpec {
+    serde_json::from_value(json!({
+        "id": uuid::Uuid::now_v7(),
+        "queue": "default",
+        "type": "exec",
+        "payload": { "cmd": ["false"] },
+        "retry": { "max_attempts": 1 },
+    }))
+    .expect("a valid job")
+}
+
 #[tokio::test]
 async fn job_listing_filters_sorts_and_pages_over_http() {
     let mut env = TestEnv::new().await;
@@ -53,9 +66,7 @@ async fn job_listing_filters_sorts_and_pages_over_http() {
         .map(|i| JobSpec::new("default", "echo", json!({ "i": i })))
         .collect();
     for _ in 0..3 {
-        let mut dying = JobSpec::new("default", "exec", json!({ "cmd": ["false"] }));
-        dying.retry.max_attempts = 1;
-        specs.push(dying);
+        specs.push(dying());
     }
     let mut gated = JobSpec::new("other", "echo", json!({}));
     gated.requires_approval = true;

@@ -13,6 +13,19 @@ fn entry<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {key} {name} in {list}"))
 }
 
+/// An `exec` job on `default` that fails on its only attempt (built from
+/// its wire form).
+fn dying() -> JobSpec {
+    serde_json::from_value(json!({
+        "id": uuid::Uuid::now_v7(),
+        "queue": "default",
+        "type": "exec",
+        "payload": { "cmd": ["false"] },
+        "retry": { "max_attempts": 1 },
+    }))
+    .expect("a valid job")
+}
+
 #[tokio::test]
 async fn stats_reflect_a_known_workload() {
     let mut env = TestEnv::new().await;
@@ -29,9 +42,7 @@ async fn stats_reflect_a_known_workload() {
         .map(|i| JobSpec::new("default", "echo", json!({ "i": i })))
         .collect();
     for _ in 0..2 {
-        let mut dying = JobSpec::new("default", "exec", json!({ "cmd": ["false"] }));
-        dying.retry.max_attempts = 1;
-        jobs.push(dying);
+        jobs.push(dying());
     }
     for _ in 0..3 {
         jobs.push(JobSpec::new("held", "sleep", json!({ "ms": 1 })));
