@@ -2,7 +2,8 @@
 //! Prometheus, Grafana) parse, have the shape the docs promise, and watch
 //! only what the code exports. The sources of truth are read at test time,
 //! never copied: every `warren_*` metric and label named by an alert rule or
-//! a dashboard query must be defined in `crates/*/src/metrics.rs`, and every
+//! a dashboard query must be defined in a `crates/*/src/metrics.rs` or
+//! `crates/*/src/*_metrics.rs` file, and every
 //! `WARREN_*` variable given to a container must be read by that role's
 //! `main.rs`. Nothing here needs RabbitMQ, PostgreSQL or Docker.
 
@@ -28,6 +29,32 @@ fn repo_path(relative: &str) -> PathBuf {
 fn read(relative: &str) -> String {
     let path = repo_path(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// `crates/<crate>/src/metrics.rs` and `crates/<crate>/src/*_metrics.rs`,
+/// relative to the repository, sorted.
+fn metrics_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(repo_path("crates")).expect("crates/") {
+        let krate = krate.expect("crate entry").file_name();
+        let src = format!("crates/{}/src", krate.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(repo_path(&src)) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.expect("source entry").file_name();
+            let name = name.to_string_lossy();
+            if name == "metrics.rs" || name.ends_with("_metrics.rs") {
+                files.push(format!("{src}/{name}"));
+            }
+        }
+    }
+    files.sort();
+    assert!(
+        files.len() >= 2,
+        "the coordinator's and worker's metrics: {files:?}"
+    );
+    files
 }
 
 fn yaml(relative: &str) -> Yaml {
@@ -84,17 +111,14 @@ struct Exported {
 }
 
 impl Exported {
-    /// Reads every `"warren_…"` literal of both `metrics.rs` files, with the
+    /// Reads every `"warren_…"` literal of the metrics files, with the
     /// `&["label", …]` array of the same statement and whether that
     /// statement builds a histogram.
     fn from_source() -> Self {
         let mut labels = BTreeMap::new();
         let mut histograms = BTreeSet::new();
-        for file in [
-            "crates/warren-coordinator/src/metrics.rs",
-            "crates/warren-worker/src/metrics.rs",
-        ] {
-            let source = read(file);
+        for file in metrics_files() {
+            let source = read(&file);
             let code = source
                 .lines()
                 .filter(|line| !line.trim_start().starts_with("//"))

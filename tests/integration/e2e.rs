@@ -1,50 +1,12 @@
 //! End to end with the real binaries as processes: `warren-coordinator`,
 //! `warren-worker`, the SDK example worker, and the `warren` CLI.
 
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
 use warren_tests::{
-    binary, eventually, free_port, metric_value, ChildGuard, TestEnv, DEADLINE, TEST_TOKEN,
+    binary, eventually, free_port, metric_value, ChildGuard, Cli, TestEnv, DEADLINE,
 };
-
-struct Cli<'a> {
-    env: &'a TestEnv,
-    api_url: String,
-}
-
-impl Cli<'_> {
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut command = tokio::process::Command::new(binary("warren"));
-        command
-            .args(args)
-            .env("WARREN_API_URL", &self.api_url)
-            .env("WARREN_API_TOKEN", TEST_TOKEN)
-            .env("WARREN_AMQP_URL", &self.env.amqp_url)
-            .env("WARREN_NAMESPACE", &self.env.namespace)
-            .env("WARREN_QUEUE_EXPIRES", "10m");
-        tokio::time::timeout(Duration::from_secs(60), command.output())
-            .await
-            .expect("CLI finished in time")
-            .expect("run CLI")
-    }
-
-    async fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args).await;
-        assert!(
-            out.status.success(),
-            "warren {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "warren {args:?} printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-}
 
 #[tokio::test]
 async fn binaries_and_cli_run_jobs_end_to_end() {
@@ -142,7 +104,7 @@ async fn binaries_and_cli_run_jobs_end_to_end() {
     let gated = cli
         .json(&["submit", "--type", "echo", "--requires-approval", "--json"])
         .await;
-    let id = gated["ids"][0].as_str().expect("submitted id").to_owned();
+    let id = gated[0].as_str().expect("submitted id").to_owned();
     let waiting = eventually("awaiting approval", DEADLINE, || async {
         let out = cli.run(&["status", &id, "--json"]).await;
         let job: Value = serde_json::from_slice(&out.stdout).ok()?;

@@ -22,7 +22,7 @@ async fn coordinator_metrics_cover_the_lifecycle() {
     let metrics = eventually("gauges refreshed", DEADLINE, || async {
         let (status, body) = env.api_get(&coordinator.api_url, "/metrics").await;
         assert_eq!(status, 200);
-        (body.contains("warren_jobs{queue=\"default\",state=\"completed\"} 1")
+        (body.contains("warren_jobs{queue=\"default\",state=\"pending\"} 0")
             && body.contains("warren_workers_alive 1"))
         .then_some(body)
     })
@@ -35,6 +35,8 @@ async fn coordinator_metrics_cover_the_lifecycle() {
         "warren_run_seconds_count{queue=\"default\",task_type=\"echo\"} 1",
         "warren_jobs_submitted_total{outcome=\"created\"} 1",
         "warren_broker_connected 1",
+        "warren_oldest_pending_age_seconds{queue=\"default\"} 0",
+        "warren_cleanup_deleted_total{state=\"completed\"} 0",
     ] {
         assert!(
             metrics.contains(expected),
@@ -51,6 +53,10 @@ async fn coordinator_metrics_cover_the_lifecycle() {
             "missing family {family}"
         );
     }
+    assert!(
+        !metrics.contains("warren_jobs{queue=\"default\",state=\"completed\"}"),
+        "terminal states are not counted by the gauges"
+    );
     assert!(
         !metrics.contains(&id.to_string()),
         "job ids never appear in labels"

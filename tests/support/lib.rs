@@ -6,6 +6,8 @@
 //! in-process (through the same `serve`/`run` entry points the binaries use)
 //! or as real processes of the built binaries.
 
+mod api;
+mod cli;
 mod env;
 mod ledger;
 mod metrics;
@@ -13,6 +15,8 @@ mod net;
 mod processes;
 mod wait;
 
+pub use api::ApiResponse;
+pub use cli::Cli;
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
 pub use metrics::metric_value;

@@ -9,24 +9,35 @@ use crate::context::Context;
 use crate::failure::CliError;
 use crate::output::{print_json, print_text};
 
-/// Which move.
-#[derive(Debug, Clone, Copy)]
+/// Which move, with who made it and why for the event log.
+#[derive(Debug, Clone)]
 pub(crate) enum Action {
     /// `POST /v1/jobs/{id}/cancel`.
-    Cancel,
+    Cancel {
+        by: Option<String>,
+        reason: Option<String>,
+    },
     /// `POST /v1/jobs/{id}/retry`.
     Retry,
     /// `POST /v1/jobs/{id}/approve`.
-    Approve,
+    Approve {
+        by: Option<String>,
+        comment: Option<String>,
+    },
 }
 
 /// Runs the move.
 pub(crate) async fn run(ctx: &Context, action: Action, id: Uuid) -> Result<ExitCode, CliError> {
     let api = ctx.api()?;
     let moved = match action {
-        Action::Cancel => api.cancel(id).await?,
+        Action::Cancel { by, reason } => {
+            api.cancel_as(id, by.as_deref(), reason.as_deref()).await?
+        }
         Action::Retry => api.retry(id).await?,
-        Action::Approve => api.approve(id).await?,
+        Action::Approve { by, comment } => {
+            api.approve_as(id, by.as_deref(), comment.as_deref())
+                .await?
+        }
     };
     if ctx.json() {
         print_json(&moved)?;

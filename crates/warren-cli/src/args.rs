@@ -65,7 +65,7 @@ pub(crate) enum Command {
         /// Job id.
         id: Uuid,
     },
-    /// List jobs, newest first.
+    /// List jobs (newest first unless --sort / --order say otherwise).
     List(ListArgs),
     /// Follow a job with a progress bar until it finishes.
     Watch {
@@ -81,6 +81,12 @@ pub(crate) enum Command {
     Cancel {
         /// Job id.
         id: Uuid,
+        /// Who cancels (recorded in the job's event log).
+        #[arg(long, env = "USER", hide_env_values = true)]
+        by: Option<String>,
+        /// Why (recorded in the job's event log).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Give a dead (failed / timed-out) job one more attempt.
     Retry {
@@ -91,11 +97,21 @@ pub(crate) enum Command {
     Approve {
         /// Job id.
         id: Uuid,
+        /// Who approves (recorded in the job's event log).
+        #[arg(long, env = "USER", hide_env_values = true)]
+        by: Option<String>,
+        /// A comment (recorded in the job's event log).
+        #[arg(long)]
+        comment: Option<String>,
     },
     /// List workers and their last heartbeat.
     Workers,
     /// Show the coordinator's health (exit 1 unless ok).
     Health,
+    /// Job counts, throughput and timings by queue and task type.
+    Stats,
+    /// Delete finished jobs (and their events) older than a duration now.
+    Cleanup(CleanupArgs),
     /// Benchmark a running deployment: submit N jobs, wait until all are
     /// final, print one summary line (needs WARREN_DATABASE_URL to read results).
     Bench(BenchArgs),
@@ -189,12 +205,39 @@ pub(crate) struct ListArgs {
     /// Only jobs on this queue.
     #[arg(long)]
     pub(crate) queue: Option<String>,
-    /// Page size (the coordinator caps it at 500).
-    #[arg(long, default_value_t = 50)]
-    pub(crate) limit: u32,
-    /// Only jobs older than this id (the `next` cursor of the previous page).
+    /// Only jobs of this task type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) task_type: Option<String>,
+    /// Only steps of this workflow.
     #[arg(long, value_name = "ID")]
-    pub(crate) before: Option<Uuid>,
+    pub(crate) workflow: Option<Uuid>,
+    /// Only dead jobs (failed / timed out, no attempt left).
+    #[arg(long)]
+    pub(crate) dead: bool,
+    /// Order by creation or by finish (finished jobs only).
+    #[arg(long, value_parser = ["created_at", "finished_at"])]
+    pub(crate) sort: Option<String>,
+    /// Direction of the order.
+    #[arg(long, value_parser = ["asc", "desc"])]
+    pub(crate) order: Option<String>,
+    /// Page size, 1-500.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) limit: u32,
+    /// Start after this cursor (the `next` of the previous page).
+    #[arg(long, value_name = "CURSOR", alias = "before")]
+    pub(crate) cursor: Option<String>,
+}
+
+/// `warren cleanup`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CleanupArgs {
+    /// Delete jobs that finished longer ago than this, e.g. 7d, 12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) older_than: Duration,
+    /// Only jobs in this state (repeatable; default: every finished state:
+    /// completed, failed, timeout, cancelled, skipped).
+    #[arg(long = "state", value_parser = parse_state)]
+    pub(crate) states: Vec<JobState>,
 }
 
 /// Reads a job state, listing the valid names when it is not one.
@@ -236,5 +279,49 @@ mod tests {
         };
         assert_eq!(args.state, Some(JobState::Running));
         assert!(Cli::try_parse_from(["warren", "list", "--state", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn list_sorts_and_limits_are_checked() {
+        assert!(Cli::try_parse_from(["warren", "list", "--sort", "priority"]).is_err());
+        assert!(Cli::try_parse_from(["warren", "list", "--limit", "501"]).is_err());
+        let cli = Cli::try_parse_from([
+            "warren",
+            "list",
+            "--type",
+            "echo",
+            "--dead",
+            "--sort",
+            "finished_at",
+            "--order",
+            "asc",
+        ])
+        .unwrap();
+        let Command::List(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.task_type.as_deref(), Some("echo"));
+        assert!(args.dead);
+    }
+
+    #[test]
+    fn cleanup_takes_days_and_repeated_states() {
+        let cli = Cli::try_parse_from([
+            "warren",
+            "cleanup",
+            "--older-than",
+            "7d",
+            "--state",
+            "completed",
+            "--state",
+            "cancelled",
+        ])
+        .unwrap();
+        let Command::Cleanup(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.older_than, Duration::from_secs(7 * 86_400));
+        assert_eq!(args.states, vec![JobState::Completed, JobState::Cancelled]);
+        assert!(Cli::try_parse_from(["warren", "cleanup"]).is_err());
     }
 }

@@ -8,6 +8,7 @@
 mod admin;
 mod args;
 mod bench;
+mod cleanup;
 mod context;
 mod events;
 mod failure;
@@ -16,6 +17,7 @@ mod health;
 mod list;
 mod output;
 mod spec;
+mod stats;
 mod status;
 mod submit;
 mod table;
@@ -56,11 +58,17 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::List(args) => list::run(&ctx, args).await,
         Command::Watch { id } => watch::run(&ctx, id).await,
         Command::Events { id } => events::run(&ctx, id).await,
-        Command::Cancel { id } => admin::run(&ctx, admin::Action::Cancel, id).await,
+        Command::Cancel { id, by, reason } => {
+            admin::run(&ctx, admin::Action::Cancel { by, reason }, id).await
+        }
         Command::Retry { id } => admin::run(&ctx, admin::Action::Retry, id).await,
-        Command::Approve { id } => admin::run(&ctx, admin::Action::Approve, id).await,
+        Command::Approve { id, by, comment } => {
+            admin::run(&ctx, admin::Action::Approve { by, comment }, id).await
+        }
         Command::Workers => workers::run(&ctx).await,
         Command::Health => health::run(&ctx).await,
+        Command::Stats => stats::run(&ctx).await,
+        Command::Cleanup(args) => cleanup::run(&ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
     }
 }

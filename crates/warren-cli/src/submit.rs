@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::json;
 use warren_client::{wait_for_terminal, Job};
 
 use crate::args::SubmitArgs;
@@ -31,7 +30,7 @@ pub(crate) async fn run(ctx: &Context, args: SubmitArgs) -> Result<ExitCode, Cli
 
     let Some(api) = api else {
         if ctx.json() {
-            print_json(&json!({ "ids": ids }))?;
+            print_json(&ids)?;
         } else {
             print_text(
                 &ids.iter()

@@ -93,7 +93,7 @@ impl ApiClient {
 
     /// `GET /v1/jobs`: newest first, optionally only one state or queue,
     /// only jobs older than `before` (the previous page's `next`), at most
-    /// `limit` (the server caps it; default 50).
+    /// `limit` (1–500; default 50). [`ApiClient::list`] takes every filter.
     pub async fn list_jobs(
         &self,
         state: Option<JobState>,
@@ -101,21 +101,14 @@ impl ApiClient {
         before: Option<Uuid>,
         limit: Option<u32>,
     ) -> Result<JobPage, ClientError> {
-        let mut query: Vec<(&str, String)> = Vec::new();
-        if let Some(state) = state {
-            query.push(("state", state.as_str().to_owned()));
-        }
-        if let Some(queue) = queue {
-            query.push(("queue", queue.to_owned()));
-        }
-        if let Some(before) = before {
-            query.push(("before", before.to_string()));
-        }
-        if let Some(limit) = limit {
-            query.push(("limit", limit.to_string()));
-        }
-        self.send(self.request(Method::GET, "/v1/jobs").query(&query))
-            .await
+        self.list(&crate::JobQuery {
+            state,
+            queue: queue.map(str::to_owned),
+            cursor: before.map(|id| id.to_string()),
+            limit,
+            ..crate::JobQuery::default()
+        })
+        .await
     }
 
     /// `GET /v1/jobs/{id}/events`: the job's events with an id greater than
@@ -184,7 +177,7 @@ impl ApiClient {
             .await
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         if self.token.is_empty() {
             request
@@ -195,7 +188,10 @@ impl ApiClient {
 
     /// Sends, then decodes a success body as `T` or an error body as
     /// [`ClientError::Api`].
-    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(ClientError::Http)?;
         let status = response.status();
         if status.is_success() {

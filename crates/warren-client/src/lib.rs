@@ -11,17 +11,24 @@
 //! Every failure is a [`ClientError`]; none of them ever carries the API token
 //! or an AMQP password.
 
+mod admin;
 mod api;
 mod batch;
 mod error;
 mod model;
+mod stats;
 mod submitter;
 mod wait;
 
+pub use admin::JobQuery;
 pub use api::ApiClient;
 pub use batch::{MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
 pub use error::ClientError;
 pub use model::{Health, Job, JobEvent, JobPage, Moved, Submitted, Worker};
+pub use stats::{
+    Cleanup, Last24h, Percentiles, QueueStats, Rate, SampleInfo, StateCounts, Stats, TaskTypeStats,
+    Throughput,
+};
 pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};

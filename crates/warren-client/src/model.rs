@@ -88,13 +88,14 @@ impl Job {
     }
 }
 
-/// A page of `GET /v1/jobs`, newest first.
+/// A page of `GET /v1/jobs`, in the order asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobPage {
     /// The jobs.
     pub jobs: Vec<Job>,
-    /// Cursor of the next (older) page: pass it as `before`.
-    pub next: Option<Uuid>,
+    /// Opaque cursor of the next page (pass it as `cursor`); `None` on the
+    /// last page.
+    pub next: Option<String>,
 }
 
 /// One row of a job's audit log (`GET /v1/jobs/{id}/events`).

@@ -6,6 +6,8 @@ use std::time::Duration;
 use warren_broker::BrokerConfig;
 use warren_store::StoreConfig;
 
+use crate::Retention;
+
 /// Default database URL.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/warren";
 /// Default AMQP URL.
@@ -59,6 +61,8 @@ pub struct CoordinatorConfig {
     pub dispatch_window: usize,
     /// Largest accepted message or request body.
     pub max_payload_bytes: usize,
+    /// How long finished jobs are kept, and how often older ones are deleted.
+    pub retention: Retention,
 }
 
 impl CoordinatorConfig {
@@ -77,6 +81,7 @@ impl CoordinatorConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             dispatch_window: DEFAULT_DISPATCH_WINDOW,
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
+            retention: Retention::default(),
         }
     }
 
@@ -103,6 +108,9 @@ impl CoordinatorConfig {
         }
         if self.max_payload_bytes < 1024 {
             return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());
+        }
+        if self.retention.interval.is_zero() {
+            return Err("WARREN_CLEANUP_INTERVAL must be positive".into());
         }
         Ok(())
     }

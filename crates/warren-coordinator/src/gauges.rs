@@ -1,5 +1,13 @@
-//! Refreshes gauge metrics (jobs by queue and state, live workers) from the
-//! database every few seconds; workers that stopped long ago are forgotten.
+//! Refreshes gauge metrics (jobs by queue and state, the oldest due job per
+//! queue, live workers) from the database every few seconds; workers that
+//! stopped long ago are forgotten.
+//!
+//! `warren_jobs` covers the states a job waits or runs in, plus the dead
+//! ones (`failed` / `timeout`), counted exactly from index ranges. Terminal
+//! states (`completed`, `cancelled`, `skipped`) are not counted: their rows
+//! are kept for days, and counting them every few seconds would cost a scan
+//! that grows with retention. `warren_job_transitions_total` counts them
+//! as they happen, and `/v1/stats` reports recent ones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +38,20 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 async fn refresh(shared: &Shared) -> Result<(), StoreError> {
-    let counts = shared.store.count_by_queue_and_state().await?;
+    let counts = shared.store.count_unfinished_by_queue().await?;
+    let oldest = shared.store.oldest_due_by_queue().await?;
     shared.metrics.jobs.reset();
-    for (queue, state, count) in counts {
+    for row in counts {
         shared
             .metrics
             .jobs
-            .with_label_values(&[queue.as_str(), state.as_str()])
-            .set(count);
+            .with_label_values(&[row.queue.as_str(), row.state.as_str()])
+            .set(row.count);
+    }
+    let ages = &shared.metrics.ops.oldest_pending_age;
+    ages.reset();
+    for (queue, seconds) in oldest {
+        ages.with_label_values(&[queue.as_str()]).set(seconds);
     }
     let alive = shared
         .store

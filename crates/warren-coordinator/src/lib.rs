@@ -3,19 +3,22 @@
 //!
 //! Each loop lives in its own module. Loops that need RabbitMQ run inside a
 //! broker [`session`] that is rebuilt (with backoff) whenever the connection
-//! fails; loops that only need PostgreSQL (sweeper, gauges) run for the whole
+//! fails; loops that only need PostgreSQL (sweeper, gauges, cleanup) run for the whole
 //! process and retry database errors. Several coordinators may run at once.
 
 mod api;
 mod batch;
+mod cleanup;
 mod config;
 mod control;
 mod dispatcher;
 mod gauges;
 mod intake;
 mod metrics;
+mod ops_metrics;
 mod redispatch;
 mod reports;
+mod retention;
 mod session;
 mod shared;
 mod sweeper;
@@ -28,6 +31,8 @@ use warren_store::Store;
 
 pub use config::*;
 pub use metrics::Metrics;
+pub use ops_metrics::OpsMetrics;
+pub use retention::*;
 
 use shared::Shared;
 
@@ -73,6 +78,7 @@ pub async fn serve(
     tasks.spawn(api::serve(listener, shared.clone(), shutdown.clone()));
     tasks.spawn(sweeper::run(shared.clone(), shutdown.clone()));
     tasks.spawn(gauges::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(cleanup::run(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

@@ -63,6 +63,26 @@ struct Args {
     /// PostgreSQL pool size.
     #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
     db_pool_size: u32,
+    /// Delete completed jobs this long after they finished (`off`: keep them).
+    #[arg(long, env = "WARREN_RETENTION_COMPLETED", default_value = "7d", value_parser = keep)]
+    retention_completed: Keep,
+    /// Delete dead (failed / timeout) jobs this long after they finished (`off`: keep them).
+    #[arg(long, env = "WARREN_RETENTION_FAILED", default_value = "30d", value_parser = keep)]
+    retention_failed: Keep,
+    /// Delete cancelled and skipped jobs this long after they finished (`off`: keep them).
+    #[arg(long, env = "WARREN_RETENTION_CANCELLED", default_value = "7d", value_parser = keep)]
+    retention_cancelled: Keep,
+    /// How often expired jobs are looked for.
+    #[arg(long, env = "WARREN_CLEANUP_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    cleanup_interval: Duration,
+}
+
+/// A retention from the command line: a duration, or `off` (None).
+#[derive(Clone, Copy)]
+struct Keep(Option<Duration>);
+
+fn keep(text: &str) -> Result<Keep, String> {
+    parse_retention(text).map(Keep)
 }
 
 impl Args {
@@ -86,6 +106,12 @@ impl Args {
             batch_size: self.batch_size,
             dispatch_window: self.dispatch_window,
             max_payload_bytes: self.max_payload_bytes,
+            retention: Retention {
+                completed: self.retention_completed.0,
+                failed: self.retention_failed.0,
+                cancelled: self.retention_cancelled.0,
+                interval: self.cleanup_interval,
+            },
         }
     }
 }

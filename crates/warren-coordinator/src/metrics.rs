@@ -7,6 +7,8 @@ use prometheus::{
 };
 use warren_store::Transition;
 
+use crate::OpsMetrics;
+
 /// Every metric the coordinator exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,6 +37,8 @@ pub struct Metrics {
     pub broker_reconnects: IntCounter,
     /// `warren_database_errors_total{loop}`.
     pub database_errors: IntCounterVec,
+    /// Statistics and retention metrics.
+    pub ops: OpsMetrics,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
@@ -137,6 +141,7 @@ impl Metrics {
         ] {
             registry.register(metric).expect("unique metric");
         }
+        let ops = OpsMetrics::register(&registry);
         // Known label sets start at zero, so alerts on rate() see a series
         // before the first event.
         for kind in ["started", "progress", "completed", "failed"] {
@@ -164,6 +169,7 @@ impl Metrics {
             broker_connected,
             broker_reconnects,
             database_errors,
+            ops,
         }
     }
 

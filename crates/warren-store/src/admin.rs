@@ -1,13 +1,13 @@
 //! Operator actions (cancel, retry, approve) and job queries.
 
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
 use warren_core::{IllegalTransition, JobState};
 
-use crate::{JobEvent, JobFilter, JobRow, Store, StoreError, Transition, MAX_PAGE_SIZE};
+use crate::{JobEvent, JobRow, Store, StoreError, Transition, MAX_PAGE_SIZE};
 
 /// Columns of [`JobRow`].
-const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "id, queue, task_type, state::text AS state, payload, priority, attempt, max_attempts,
     timeout_ms, run_at, worker_id, progress, stage, checkpoint, result, error, idempotency_key,
     requires_approval, metadata, created_at, queued_at, started_at, finished_at";
@@ -21,38 +21,79 @@ pub struct OperatorMove {
     pub running_on: Option<String>,
 }
 
+/// Who made an operator move, and why: stored as the detail of the move's
+/// event. A plain `&str` converts into a note with only `by`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MoveNote {
+    /// Who (a person, or the component that acted, e.g. `api`).
+    pub by: String,
+    /// Free text, e.g. why a job was approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Why, e.g. why a job was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&str> for MoveNote {
+    fn from(by: &str) -> Self {
+        MoveNote {
+            by: by.to_owned(),
+            ..MoveNote::default()
+        }
+    }
+}
+
 impl Store {
     /// Cancels a job in any non-terminal state. A running job's worker is
     /// returned so the caller can tell it to stop.
-    pub async fn cancel_job(&self, id: Uuid, actor: &str) -> Result<OperatorMove, StoreError> {
+    pub async fn cancel_job(
+        &self,
+        id: Uuid,
+        note: impl Into<MoveNote>,
+    ) -> Result<OperatorMove, StoreError> {
         let from: Vec<JobState> = JobState::ALL
             .into_iter()
             .filter(|s| s.is_cancellable())
             .collect();
-        self.operator_move(id, &from, JobState::Cancelled, "finished_at = now()", actor)
-            .await
+        self.operator_move(
+            id,
+            &from,
+            JobState::Cancelled,
+            "finished_at = now()",
+            note.into(),
+        )
+        .await
     }
 
     /// Re-drives a dead (`failed` / `timeout`) job: one more attempt, now.
-    pub async fn retry_job(&self, id: Uuid, actor: &str) -> Result<OperatorMove, StoreError> {
+    pub async fn retry_job(
+        &self,
+        id: Uuid,
+        note: impl Into<MoveNote>,
+    ) -> Result<OperatorMove, StoreError> {
         self.operator_move(
             id,
             &[JobState::Failed, JobState::Timeout],
             JobState::Retrying,
             "run_at = now(), finished_at = NULL, max_attempts = GREATEST(j.max_attempts, j.attempt + 1)",
-            actor,
+            note.into(),
         )
         .await
     }
 
     /// Approves a job waiting in `awaiting_approval`.
-    pub async fn approve_job(&self, id: Uuid, actor: &str) -> Result<OperatorMove, StoreError> {
+    pub async fn approve_job(
+        &self,
+        id: Uuid,
+        note: impl Into<MoveNote>,
+    ) -> Result<OperatorMove, StoreError> {
         self.operator_move(
             id,
             &[JobState::AwaitingApproval],
             JobState::Pending,
             "run_at = GREATEST(j.run_at, now())",
-            actor,
+            note.into(),
         )
         .await
     }
@@ -63,7 +104,7 @@ impl Store {
         from: &[JobState],
         to: JobState,
         set: &str,
-        actor: &str,
+        note: MoveNote,
     ) -> Result<OperatorMove, StoreError> {
         let from_names: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let row: Option<(String, String, String, i32, Option<String>)> = sqlx::query_as(&format!(
@@ -75,7 +116,7 @@ impl Store {
         .bind(id)
         .bind(to.as_str())
         .bind(&from_names)
-        .bind(json!({ "by": actor }))
+        .bind(sqlx::types::Json(&note))
         .fetch_optional(&self.pool)
         .await?;
         let Some((old, queue, task_type, attempt, worker)) = row else {
@@ -106,23 +147,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound(id))
-    }
-
-    /// A page of jobs, newest first.
-    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs
-              WHERE ($1::job_state IS NULL OR state = $1::job_state)
-                AND ($2::text IS NULL OR queue = $2)
-                AND ($3::uuid IS NULL OR id < $3)
-              ORDER BY id DESC LIMIT $4"
-        ))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.queue.as_deref())
-        .bind(filter.before)
-        .bind(filter.limit.clamp(1, MAX_PAGE_SIZE))
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// A job's events in order, after cursor `after`.

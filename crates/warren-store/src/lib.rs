@@ -6,24 +6,33 @@
 
 mod admin;
 mod bench;
+mod cleanup;
 mod connect;
 mod dispatch;
 mod error;
 mod heartbeat;
 mod insert;
+mod listing;
 mod model;
 mod reports;
 mod retry;
 mod stats;
+mod stats_report;
 mod sweep;
 
-pub use admin::OperatorMove;
+pub use admin::{MoveNote, OperatorMove};
+pub use cleanup::{CleanupBatch, CLEANABLE_STATES};
 pub use connect::{redact_database_url, StoreConfig};
 pub use dispatch::DispatchedJob;
 pub use error::StoreError;
 pub use heartbeat::HeartbeatOutcome;
-pub use model::{JobEvent, JobFilter, JobRow, Transition, WorkerRow, MAX_PAGE_SIZE};
+pub use listing::{
+    JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,
+};
+pub use model::{JobEvent, JobRow, Transition, WorkerRow};
 pub use reports::ReportOutcome;
+pub use stats::{QueueStateCount, COUNTED_STATES, DEAD_STATES};
+pub use stats_report::*;
 pub use sweep::SweepOutcome;
 
 use sqlx::PgPool;

@@ -7,9 +7,6 @@ use sqlx::FromRow;
 use uuid::Uuid;
 use warren_core::JobState;
 
-/// Largest page any listing returns.
-pub const MAX_PAGE_SIZE: i64 = 500;
-
 /// One applied state change, derived from the UPDATE's `RETURNING` (never
 /// from intent), used for metrics and events.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,17 +135,4 @@ pub struct WorkerRow {
     pub started_at: DateTime<Utc>,
     /// Last heartbeat.
     pub last_heartbeat_at: DateTime<Utc>,
-}
-
-/// Filters for listing jobs (newest first, cursor = last id seen).
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    /// Only this state.
-    pub state: Option<JobState>,
-    /// Only this queue.
-    pub queue: Option<String>,
-    /// Only ids older than this one (the page cursor).
-    pub before: Option<Uuid>,
-    /// Page size, capped at [`MAX_PAGE_SIZE`].
-    pub limit: i64,
 }

@@ -260,3 +260,55 @@ async fn approve_releases_a_gated_job() {
     assert_eq!(dispatch(store, id).await.attempt, 1);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn notes_say_who_moved_a_job_and_why() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let mut gated = spec("default");
+    gated.requires_approval = true;
+    let approved = submit(store, gated.clone()).await;
+    let mut other = spec("default");
+    other.requires_approval = true;
+    let cancelled = submit(store, other).await;
+
+    store
+        .approve_job(
+            approved,
+            warren_store::MoveNote {
+                by: "alice".into(),
+                comment: Some("looks right".into()),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .cancel_job(
+            cancelled,
+            warren_store::MoveNote {
+                by: "bob".into(),
+                comment: None,
+                reason: Some("duplicate".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let last = |id| async move { store.job_events(id, 0, 100).await.unwrap().pop().unwrap() };
+    assert_eq!(
+        last(approved).await.detail,
+        Some(json!({"by": "alice", "comment": "looks right"}))
+    );
+    assert_eq!(
+        last(cancelled).await.detail,
+        Some(json!({"by": "bob", "reason": "duplicate"}))
+    );
+    let note: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT transition_note FROM jobs WHERE id = $1")
+            .bind(approved)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(note, None, "the note lives in the event only");
+    db.cleanup().await;
+}

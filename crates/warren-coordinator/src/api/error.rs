@@ -15,6 +15,7 @@ pub(super) enum ApiError {
     BadRequest(String),
     Conflict(String),
     PayloadTooLarge(String),
+    MethodNotAllowed,
     Unavailable,
 }
 
@@ -43,6 +44,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "illegal_transition", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method (see the Allow header)".to_owned(),
+            ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -76,4 +82,9 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 /// Fallback for unknown routes.
 pub(super) async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
+}
+
+/// Fallback for a known route called with a method it does not serve.
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

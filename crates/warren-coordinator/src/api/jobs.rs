@@ -1,4 +1,5 @@
-//! `/v1/jobs`: submit, get, list, events, cancel, retry, approve.
+//! `/v1/jobs`: submit, get, events, cancel, retry, approve (the listing is
+//! in [`super::listing`]).
 
 use std::sync::Arc;
 
@@ -10,14 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 use warren_core::protocol::{JobSpec, SubmitEnvelope};
-use warren_core::JobState;
-use warren_store::{JobFilter, OperatorMove};
+use warren_store::OperatorMove;
 
 use super::error::ApiError;
+use super::note::{self, ApproveBody, CancelBody};
 use crate::shared::Shared;
-
-/// Default page size of listings.
-const DEFAULT_PAGE: i64 = 50;
 
 /// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`.
 pub(super) async fn create(
@@ -57,41 +55,6 @@ pub(super) async fn get(
     Ok(Json(json!(job)))
 }
 
-/// Query string of `GET /v1/jobs`.
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    state: Option<String>,
-    queue: Option<String>,
-    before: Option<String>,
-    limit: Option<i64>,
-}
-
-/// `GET /v1/jobs?state=&queue=&before=&limit=`, newest first.
-pub(super) async fn list(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query?;
-    let state = query
-        .state
-        .as_deref()
-        .map(str::parse::<JobState>)
-        .transpose()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let before = query.before.as_deref().map(parse_id).transpose()?;
-    let filter = JobFilter {
-        state,
-        queue: query.queue,
-        before,
-        limit: query.limit.unwrap_or(DEFAULT_PAGE),
-    };
-    let jobs = shared.store.list_jobs(&filter).await?;
-    let next = (jobs.len() as i64 >= filter.limit.clamp(1, warren_store::MAX_PAGE_SIZE))
-        .then(|| jobs.last().map(|j| j.id))
-        .flatten();
-    Ok(Json(json!({ "jobs": jobs, "next": next })))
-}
-
 /// Query string of `GET /v1/jobs/{id}/events`.
 #[derive(Deserialize)]
 pub(super) struct EventsQuery {
@@ -119,12 +82,18 @@ pub(super) async fn events(
     Ok(Json(json!({ "events": events })))
 }
 
-/// `POST /v1/jobs/{id}/cancel`: a running job's worker is told to stop.
+/// `POST /v1/jobs/{id}/cancel`, optional body `{"by", "reason"}`: a running
+/// job's worker is told to stop.
 pub(super) async fn cancel(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    body: Result<Option<Json<CancelBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let moved = shared.store.cancel_job(parse_id(&id)?, "api").await?;
+    let id = parse_id(&id)?;
+    let moved = shared
+        .store
+        .cancel_job(id, note::cancellation(body)?)
+        .await?;
     if let Some(worker) = &moved.running_on {
         shared.send_cancel(
             worker,
@@ -146,12 +115,14 @@ pub(super) async fn retry(
     Ok(respond(&shared, moved))
 }
 
-/// `POST /v1/jobs/{id}/approve`.
+/// `POST /v1/jobs/{id}/approve`, optional body `{"by", "comment"}`.
 pub(super) async fn approve(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    body: Result<Option<Json<ApproveBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let moved = shared.store.approve_job(parse_id(&id)?, "api").await?;
+    let id = parse_id(&id)?;
+    let moved = shared.store.approve_job(id, note::approval(body)?).await?;
     shared.wake_dispatcher();
     Ok(respond(&shared, moved))
 }

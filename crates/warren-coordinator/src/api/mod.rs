@@ -3,8 +3,12 @@
 //! files (`/`, `/ui/<file>`) are open too: they carry no data.
 
 mod auth;
+mod cleanup;
 mod error;
 mod jobs;
+mod listing;
+mod note;
+mod stats;
 mod system;
 mod ui;
 
@@ -32,13 +36,15 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: 
 fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.max_payload_bytes;
     let v1 = Router::new()
-        .route("/jobs", post(jobs::create).get(jobs::list))
+        .route("/jobs", post(jobs::create).get(listing::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
         .route("/workers", get(system::workers))
+        .route("/stats", get(stats::get))
+        .route("/cleanup", post(cleanup::run))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
@@ -49,6 +55,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .nest("/v1", v1)
         .merge(ui::routes())
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }

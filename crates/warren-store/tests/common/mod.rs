@@ -267,3 +267,60 @@ pub(crate) fn moves(transitions: &[Transition]) -> Vec<(Uuid, JobState, JobState
         .map(|t| (t.job_id, t.from, t.to, t.attempt))
         .collect()
 }
+
+/// Inserts `specs` and runs every one to its end in one report batch:
+/// dead (failed, fatally) when `dead(i)` is true, else completed. Returns
+/// the ids in spec order. The jobs of one call share their `finished_at`.
+pub(crate) async fn finish_all(
+    store: &Store,
+    specs: &[JobSpec],
+    dead: impl Fn(usize) -> bool,
+) -> Vec<Uuid> {
+    insert(store, specs).await;
+    let claimed = store
+        .claim_for_dispatch(specs.len() as i64, 1_000_000)
+        .await
+        .expect("claim_for_dispatch");
+    assert_eq!(claimed.len(), specs.len(), "every job was due");
+    let refs: std::collections::HashMap<Uuid, JobRef> = claimed
+        .iter()
+        .map(|d| (d.id, d.task_message().job_ref()))
+        .collect();
+    let mut reports = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let job = refs[&spec.id];
+        reports.push(started(job));
+        reports.push(if dead(i) {
+            failed(job, RetryDecision::Fatal)
+        } else {
+            completed(job, json!(i))
+        });
+    }
+    let out = apply(store, WORKER, &reports).await;
+    assert!(out.stale.is_empty(), "no stale report: {:?}", out.stale);
+    specs.iter().map(|s| s.id).collect()
+}
+
+/// Moves the jobs' `finished_at` (and `started_at`) `seconds` into the past.
+pub(crate) async fn finished_ago(store: &Store, ids: &[Uuid], seconds: f64) {
+    sqlx::query(
+        "UPDATE jobs SET finished_at = now() - $2 * interval '1 second',
+                         started_at = LEAST(started_at, now() - $2 * interval '1 second')
+          WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .bind(seconds)
+    .execute(store.pool())
+    .await
+    .expect("age finished jobs");
+}
+
+/// Marks the jobs as steps of `workflow` (the column exists before workflows do).
+pub(crate) async fn set_workflow(store: &Store, ids: &[Uuid], workflow: Uuid) {
+    sqlx::query("UPDATE jobs SET workflow_id = $2 WHERE id = ANY($1)")
+        .bind(ids)
+        .bind(workflow)
+        .execute(store.pool())
+        .await
+        .expect("set workflow_id");
+}
