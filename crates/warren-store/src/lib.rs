@@ -12,6 +12,7 @@ mod error;
 mod heartbeat;
 mod insert;
 mod model;
+mod queues;
 mod reports;
 mod retry;
 mod stats;
@@ -19,10 +20,11 @@ mod sweep;
 
 pub use admin::OperatorMove;
 pub use connect::{redact_database_url, StoreConfig};
-pub use dispatch::DispatchedJob;
+pub use dispatch::{ClaimOutcome, DispatchedJob};
 pub use error::StoreError;
 pub use heartbeat::HeartbeatOutcome;
 pub use model::{JobEvent, JobFilter, JobRow, Transition, WorkerRow, MAX_PAGE_SIZE};
+pub use queues::{QueueInfo, QueueUpdate, COUNTED_STATES, MAX_QUEUES_LISTED};
 pub use reports::ReportOutcome;
 pub use sweep::SweepOutcome;
 
