@@ -15,6 +15,8 @@ mod format;
 mod health;
 mod list;
 mod output;
+mod queue;
+mod queue_args;
 mod spec;
 mod status;
 mod submit;
@@ -60,6 +62,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Retry { id } => admin::run(&ctx, admin::Action::Retry, id).await,
         Command::Approve { id } => admin::run(&ctx, admin::Action::Approve, id).await,
         Command::Workers => workers::run(&ctx).await,
+        Command::Queue { command } => queue::run(&ctx, command).await,
         Command::Health => health::run(&ctx).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
     }

@@ -4,7 +4,8 @@
 //!   publisher confirms): the fast path, and it works while the coordinator's
 //!   HTTP API is down.
 //! - [`ApiClient`] queries and administers jobs over the coordinator's HTTP
-//!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`]).
+//!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`],
+//!   [`Queue`]).
 //! - [`wait_for_terminal`] / [`watch_job`] poll a job until it is finished,
 //!   riding out coordinator restarts.
 //!
@@ -15,6 +16,7 @@ mod api;
 mod batch;
 mod error;
 mod model;
+mod queues;
 mod submitter;
 mod wait;
 
@@ -22,6 +24,7 @@ pub use api::ApiClient;
 pub use batch::{MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
 pub use error::ClientError;
 pub use model::{Health, Job, JobEvent, JobPage, Moved, Submitted, Worker};
+pub use queues::{Queue, QueuePatch};
 pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};

@@ -10,6 +10,7 @@ mod api;
 mod batch;
 mod config;
 mod control;
+mod defaults;
 mod dispatcher;
 mod gauges;
 mod intake;

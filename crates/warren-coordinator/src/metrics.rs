@@ -35,6 +35,11 @@ pub struct Metrics {
     pub broker_reconnects: IntCounter,
     /// `warren_database_errors_total{loop}`.
     pub database_errors: IntCounterVec,
+    /// `warren_queue_paused{queue}`: 1 while the queue is paused.
+    pub queue_paused: IntGaugeVec,
+    /// `warren_dispatch_throttled_total{queue}`: claim rounds that left due
+    /// jobs waiting because the queue's rate limit had no token left.
+    pub dispatch_throttled: IntCounterVec,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
@@ -103,6 +108,11 @@ impl Metrics {
             "Database errors by loop (retried).",
             &["loop"],
         );
+        let dispatch_throttled = counter(
+            "warren_dispatch_throttled_total",
+            "Dispatch rounds in which a queue's rate limit held back due jobs.",
+            &["queue"],
+        );
         let queue_wait = histogram(
             "warren_queue_wait_seconds",
             "Time from dispatchable to started.",
@@ -118,6 +128,14 @@ impl Metrics {
             &["queue", "state"],
         )
         .expect("valid metric");
+        let queue_paused = IntGaugeVec::new(
+            Opts::new(
+                "warren_queue_paused",
+                "1 while the queue is paused, else 0.",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
         let workers_alive =
             IntGauge::new("warren_workers_alive", "Workers with a recent heartbeat.")
                 .expect("valid metric");
@@ -131,6 +149,7 @@ impl Metrics {
         .expect("valid metric");
         for metric in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_paused.clone()),
             Box::new(workers_alive.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
@@ -164,7 +183,16 @@ impl Metrics {
             broker_connected,
             broker_reconnects,
             database_errors,
+            queue_paused,
+            dispatch_throttled,
         }
+    }
+
+    /// Sets `warren_queue_paused{queue}`.
+    pub fn set_queue_paused(&self, queue: &str, paused: bool) {
+        self.queue_paused
+            .with_label_values(&[queue])
+            .set(i64::from(paused));
     }
 
     /// Counts applied transitions and observes their timings.

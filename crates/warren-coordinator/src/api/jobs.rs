@@ -14,17 +14,19 @@ use warren_core::JobState;
 use warren_store::{JobFilter, OperatorMove};
 
 use super::error::ApiError;
+use crate::defaults::TaskDefaults;
 use crate::shared::Shared;
 
 /// Default page size of listings.
 const DEFAULT_PAGE: i64 = 50;
 
-/// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`.
+/// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`. Jobs
+/// get their queue's task defaults for what they leave unset.
 pub(super) async fn create(
     State(shared): State<Arc<Shared>>,
     body: Result<Json<SubmitEnvelope>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(envelope) = body?;
+    let Json(mut envelope) = body?;
     if envelope.v != warren_core::protocol::PROTOCOL_VERSION {
         return Err(ApiError::BadRequest(format!(
             "unsupported protocol version {}",
@@ -35,6 +37,12 @@ pub(super) async fn create(
         .jobs
         .iter()
         .try_for_each(JobSpec::validate)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let defaults = TaskDefaults::load(&shared.store, envelope.jobs.iter()).await?;
+    envelope
+        .jobs
+        .iter_mut()
+        .try_for_each(|job| defaults.apply(job))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let created = shared.store.insert_jobs(&envelope.jobs).await?;
     shared

@@ -1,9 +1,12 @@
 //! The HTTP API: `/health` and `/metrics` are open; everything under `/v1`
-//! requires `Authorization: Bearer <WARREN_API_TOKEN>`.
+//! requires `Authorization: Bearer <token>`: the admin token
+//! (`WARREN_API_TOKEN`) for anything, or the read-only token
+//! (`WARREN_API_READ_TOKEN`) for `GET`s.
 
 mod auth;
 mod error;
 mod jobs;
+mod queues;
 mod system;
 
 use std::sync::Arc;
@@ -37,6 +40,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
         .route("/workers", get(system::workers))
+        .route("/queues", get(queues::list))
+        .route("/queues/{name}", get(queues::get).patch(queues::patch))
+        .route("/queues/{name}/pause", post(queues::pause))
+        .route("/queues/{name}/resume", post(queues::resume))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
