@@ -97,7 +97,7 @@ async fn exec_jobs_return_output_and_non_zero_exit_fails() {
         json!({ "cmd": ["sh", "-c", "echo hello; echo oops >&2"] }),
     );
     let mut bad = JobSpec::new("default", "exec", json!({ "cmd": ["sh", "-c", "exit 3"] }));
-    bad.retry.max_attempts = 1;
+    bad.retry.max_attempts = Some(1);
     let ids = env.submit(vec![ok, bad]).await;
     let done = env
         .wait_job(&store, ids[0], "exec completed", |j| {

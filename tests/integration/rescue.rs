@@ -27,7 +27,7 @@ async fn a_killed_worker_s_job_times_out_and_is_retried_once_elsewhere() {
     let store = env.store().await;
     let mut doomed = env.spawn_worker_process("default", &[]);
     let mut spec = JobSpec::new("default", "sleep", json!({ "ms": 2_000 }));
-    spec.retry.base_delay_ms = 50;
+    spec.retry.base_delay_ms = Some(50);
     let id = env.submit(vec![spec]).await[0];
     let running = env
         .wait_job(&store, id, "running on the doomed worker", |j| {
@@ -140,7 +140,7 @@ async fn sigterm_drains_in_flight_jobs_and_hands_back_what_cannot_finish() {
     );
     let short = JobSpec::new("default", "sleep", json!({ "ms": 500 }));
     let mut long = JobSpec::new("default", "sleep", json!({ "ms": 20_000 }));
-    long.retry.base_delay_ms = 50;
+    long.retry.base_delay_ms = Some(50);
     let ids = env.submit(vec![short, long]).await;
     for id in &ids {
         env.wait_job(&store, *id, "both running", |j| {

@@ -8,9 +8,9 @@ use warren_tests::TestEnv;
 use warren_worker::{HandlerError, Registry};
 
 fn fast_retries(mut spec: JobSpec, max_attempts: u32) -> JobSpec {
-    spec.retry.max_attempts = max_attempts;
-    spec.retry.base_delay_ms = 50;
-    spec.retry.max_delay_ms = 200;
+    spec.retry.max_attempts = Some(max_attempts);
+    spec.retry.base_delay_ms = Some(50);
+    spec.retry.max_delay_ms = Some(200);
     spec
 }
 

@@ -28,8 +28,8 @@ impl Ledger {
             self.path.display()
         );
         let mut spec = JobSpec::new(queue, "exec", json!({ "cmd": ["sh", "-c", script] }));
-        spec.retry.base_delay_ms = 50;
-        spec.retry.max_delay_ms = 500;
+        spec.retry.base_delay_ms = Some(50);
+        spec.retry.max_delay_ms = Some(500);
         spec
     }
 

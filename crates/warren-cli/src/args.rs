@@ -106,6 +106,12 @@ pub(crate) enum Command {
     },
     /// List workers and their last heartbeat.
     Workers,
+    /// Queue controls: list, show, pause, resume, set limits and defaults.
+    Queue {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::queue_args::QueueCommand,
+    },
     /// Show the coordinator's health (exit 1 unless ok).
     Health,
     /// Job counts, throughput and timings by queue and task type.

@@ -16,6 +16,8 @@ mod format;
 mod health;
 mod list;
 mod output;
+mod queue;
+mod queue_args;
 mod spec;
 mod stats;
 mod status;
@@ -66,6 +68,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             admin::run(&ctx, admin::Action::Approve { by, comment }, id).await
         }
         Command::Workers => workers::run(&ctx).await,
+        Command::Queue { command } => queue::run(&ctx, command).await,
         Command::Health => health::run(&ctx).await,
         Command::Stats => stats::run(&ctx).await,
         Command::Cleanup(args) => cleanup::run(&ctx, args).await,

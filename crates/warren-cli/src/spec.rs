@@ -4,8 +4,8 @@
 use std::io::Read;
 
 use serde_json::Value;
+use warren_core::new_job_id;
 use warren_core::protocol::JobSpec;
-use warren_core::{new_job_id, RetryPolicy};
 
 use crate::args::SubmitArgs;
 use crate::failure::CliError;
@@ -39,12 +39,8 @@ fn build_spec(args: &SubmitArgs, payload: Value) -> Result<JobSpec, CliError> {
         (None, Some(retries)) => Some(retries.saturating_add(1)),
         (None, None) => None,
     };
-    if let Some(max_attempts) = max_attempts {
-        spec.retry = RetryPolicy {
-            max_attempts,
-            ..RetryPolicy::default()
-        };
-    }
+    // Unset fields are left to the queue's defaults for this task type.
+    spec.retry.max_attempts = max_attempts;
     spec.timeout_ms = args.timeout.map(|d| millis(d.as_millis()));
     spec.delay_ms = args.delay.map(|d| millis(d.as_millis()));
     spec.priority = args.priority;
@@ -109,15 +105,21 @@ mod tests {
         assert_eq!(spec.queue, "default");
         assert_eq!(spec.task_type, "echo");
         assert_eq!(spec.payload, json!({}));
-        assert_eq!(spec.retry, RetryPolicy::default());
+        assert!(spec.retry.is_empty());
         assert_eq!((spec.timeout_ms, spec.delay_ms), (None, None));
         assert_eq!(spec.id.get_version_num(), 7);
     }
 
     #[test]
     fn max_retries_counts_the_first_attempt_out() {
-        assert_eq!(one_spec(&["--max-retries", "3"]).retry.max_attempts, 4);
-        assert_eq!(one_spec(&["--max-attempts", "2"]).retry.max_attempts, 2);
+        assert_eq!(
+            one_spec(&["--max-retries", "3"]).retry.max_attempts,
+            Some(4)
+        );
+        assert_eq!(
+            one_spec(&["--max-attempts", "2"]).retry.max_attempts,
+            Some(2)
+        );
         let both = [
             "warren",
             "submit",

@@ -30,7 +30,7 @@ fn help_lists_the_commands() {
     let text = String::from_utf8_lossy(&output.stdout);
     for command in [
         "submit", "status", "list", "watch", "events", "cancel", "retry", "approve", "workers",
-        "health", "stats", "cleanup",
+        "health", "stats", "cleanup", "queue",
     ] {
         assert!(text.contains(command), "help lacks {command}:\n{text}");
     }

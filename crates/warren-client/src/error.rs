@@ -56,6 +56,9 @@ pub enum ClientError {
         /// The limit.
         limit: usize,
     },
+    /// A queue name the coordinator would reject; nothing was sent.
+    #[error(transparent)]
+    InvalidName(#[from] warren_core::NameError),
     /// The API base URL is not usable.
     #[error("invalid API URL {url:?}: {reason}")]
     InvalidUrl {

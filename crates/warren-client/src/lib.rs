@@ -4,7 +4,8 @@
 //!   publisher confirms): the fast path, and it works while the coordinator's
 //!   HTTP API is down.
 //! - [`ApiClient`] queries and administers jobs over the coordinator's HTTP
-//!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`]).
+//!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`],
+//!   [`Queue`]).
 //! - [`wait_for_terminal`] / [`watch_job`] poll a job until it is finished,
 //!   riding out coordinator restarts.
 //!
@@ -16,6 +17,7 @@ mod api;
 mod batch;
 mod error;
 mod model;
+mod queues;
 mod stats;
 mod submitter;
 mod wait;
@@ -25,6 +27,7 @@ pub use api::ApiClient;
 pub use batch::{MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
 pub use error::ClientError;
 pub use model::{Health, Job, JobEvent, JobPage, Moved, Submitted, Worker};
+pub use queues::{Queue, QueuePatch};
 pub use stats::{
     Cleanup, Last24h, Percentiles, QueueStats, Rate, SampleInfo, StateCounts, Stats, TaskTypeStats,
     Throughput,

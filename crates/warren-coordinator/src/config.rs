@@ -33,8 +33,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Shortest accepted API token.
 pub const MIN_TOKEN_LEN: usize = 16;
 
-/// Everything a coordinator needs to run.
-#[derive(Clone, Debug)]
+/// Everything a coordinator needs to run. `Debug` never shows the tokens.
+#[derive(Clone)]
 pub struct CoordinatorConfig {
     /// PostgreSQL settings.
     pub store: StoreConfig,
@@ -44,6 +44,9 @@ pub struct CoordinatorConfig {
     pub http_addr: SocketAddr,
     /// Bearer token required by the API (never logged).
     pub api_token: String,
+    /// Optional second bearer token that may only read (`GET`); every
+    /// mutating route answers it with 403 (never logged).
+    pub api_read_token: Option<String>,
     /// Running jobs of a worker silent this long are timed out.
     pub lease_timeout: Duration,
     /// Sweeper period.
@@ -73,6 +76,7 @@ impl CoordinatorConfig {
             broker: BrokerConfig::new(DEFAULT_AMQP_URL, DEFAULT_NAMESPACE),
             http_addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
             api_token: api_token.into(),
+            api_read_token: None,
             lease_timeout: DEFAULT_LEASE_TIMEOUT,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             dispatch_timeout: DEFAULT_DISPATCH_TIMEOUT,
@@ -91,6 +95,16 @@ impl CoordinatorConfig {
             return Err(format!(
                 "WARREN_API_TOKEN must be set to at least {MIN_TOKEN_LEN} characters"
             ));
+        }
+        if let Some(read) = &self.api_read_token {
+            if read.len() < MIN_TOKEN_LEN {
+                return Err(format!(
+                    "WARREN_API_READ_TOKEN must be at least {MIN_TOKEN_LEN} characters"
+                ));
+            }
+            if read == &self.api_token {
+                return Err("WARREN_API_READ_TOKEN must differ from WARREN_API_TOKEN".into());
+            }
         }
         warren_core::validate_name("namespace", &self.broker.namespace)
             .map_err(|e| e.to_string())?;
@@ -116,6 +130,33 @@ impl CoordinatorConfig {
     }
 }
 
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |token: &str| if token.is_empty() { "" } else { "***" };
+        f.debug_struct("CoordinatorConfig")
+            .field(
+                "database",
+                &warren_store::redact_database_url(&self.store.url),
+            )
+            .field("broker", &self.broker)
+            .field("http_addr", &self.http_addr)
+            .field("api_token", &hidden(&self.api_token))
+            .field(
+                "api_read_token",
+                &self.api_read_token.as_deref().map(hidden),
+            )
+            .field("lease_timeout", &self.lease_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("dispatch_timeout", &self.dispatch_timeout)
+            .field("deadline_grace", &self.deadline_grace)
+            .field("poll_interval", &self.poll_interval)
+            .field("batch_size", &self.batch_size)
+            .field("dispatch_window", &self.dispatch_window)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +170,25 @@ mod tests {
         let mut config = CoordinatorConfig::new("0123456789abcdef");
         config.lease_timeout = config.sweep_interval;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn a_read_token_must_be_long_and_differ_from_the_admin_token() {
+        let mut config = CoordinatorConfig::new("0123456789abcdef");
+        config.api_read_token = Some("short".into());
+        assert!(config.validate().is_err());
+        config.api_read_token = Some("0123456789abcdef".into());
+        assert!(config.validate().is_err());
+        config.api_read_token = Some("read-only-token-0123".into());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_both_tokens() {
+        let mut config = CoordinatorConfig::new("admin-secret-0123456789");
+        config.api_read_token = Some("reader-secret-0123456789".into());
+        let text = format!("{config:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("dispatch_window"));
     }
 }

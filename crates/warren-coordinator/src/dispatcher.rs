@@ -28,11 +28,20 @@ pub(crate) async fn run(
         let limit = shared.config.batch_size as i64;
         let window = shared.config.dispatch_window as i64;
         let jobs = match with_db_retry(&shared, "dispatch", &token, || {
-            shared.store.claim_for_dispatch(limit, window)
+            shared.store.claim_batch(limit, window)
         })
         .await
         {
-            DbOutcome::Done(jobs) => jobs,
+            DbOutcome::Done(claim) => {
+                for queue in &claim.throttled {
+                    shared
+                        .metrics
+                        .dispatch_throttled
+                        .with_label_values(&[queue])
+                        .inc();
+                }
+                claim.jobs
+            }
             DbOutcome::Shutdown => return Ok(()),
             DbOutcome::Rejected(e) => {
                 tracing::error!(error = %e, "dispatch query failed");

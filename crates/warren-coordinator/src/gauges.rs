@@ -1,5 +1,5 @@
 //! Refreshes gauge metrics (jobs by queue and state, the oldest due job per
-//! queue, live workers) from the database every few seconds; workers that
+//! queue, live workers, paused queues) from the database every few seconds; workers that
 //! stopped long ago are forgotten.
 //!
 //! `warren_jobs` covers the states a job waits or runs in, plus the dead
@@ -62,5 +62,16 @@ async fn refresh(shared: &Shared) -> Result<(), StoreError> {
         .store
         .forget_dead_workers(FORGET_WORKERS_AFTER)
         .await?;
+    refresh_queue_flags(shared).await
+}
+
+/// `warren_queue_paused` for every queue (changes made through another
+/// coordinator show up here within one refresh).
+async fn refresh_queue_flags(shared: &Shared) -> Result<(), StoreError> {
+    let flags = shared.store.queue_pause_flags().await?;
+    shared.metrics.queue_paused.reset();
+    for (queue, paused) in flags {
+        shared.metrics.set_queue_paused(&queue, paused);
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Intake: consume `Submit` envelopes in batches, insert their jobs with one
-//! statement and one commit, then acknowledge the whole batch at once.
+//! Intake: consume `Submit` envelopes in batches, fill in their queues' task
+//! defaults, insert their jobs with one statement and one commit, then
+//! acknowledge the whole batch at once.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use warren_broker::{Delivery, Session};
 use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
+use crate::defaults;
 use crate::session::SessionError;
 use crate::shared::Shared;
 
@@ -24,6 +26,9 @@ pub(crate) async fn run(
         next_batch(&mut consumer, shared.config.batch_size, &token, "intake").await?
     {
         let accepted = reject_unreadable(&shared, batch).await?;
+        let Some(accepted) = defaults::fill_intake(&shared, &token, accepted).await? else {
+            return Ok(());
+        };
         if !insert(&shared, &token, &accepted).await? {
             return Ok(());
         }

@@ -11,6 +11,7 @@ mod batch;
 mod cleanup;
 mod config;
 mod control;
+mod defaults;
 mod dispatcher;
 mod gauges;
 mod intake;

@@ -30,6 +30,9 @@ struct Args {
     /// Bearer token of the API (at least 16 characters).
     #[arg(long, env = "WARREN_API_TOKEN", hide_env_values = true)]
     api_token: String,
+    /// Optional read-only bearer token (at least 16 characters, not the admin token): GET routes only.
+    #[arg(long, env = "WARREN_API_READ_TOKEN", hide_env_values = true)]
+    api_read_token: Option<String>,
     /// Time out running jobs of a worker silent this long.
     #[arg(long, env = "WARREN_LEASE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     lease_timeout: Duration,
@@ -98,6 +101,7 @@ impl Args {
             broker,
             http_addr: self.http_addr,
             api_token: self.api_token,
+            api_read_token: self.api_read_token.filter(|t| !t.is_empty()),
             lease_timeout: self.lease_timeout,
             sweep_interval: self.sweep_interval,
             dispatch_timeout: self.dispatch_timeout,

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub database_errors: IntCounterVec,
     /// Statistics and retention metrics.
     pub ops: OpsMetrics,
+    /// `warren_queue_paused{queue}`: 1 while the queue is paused.
+    pub queue_paused: IntGaugeVec,
+    /// `warren_dispatch_throttled_total{queue}`: claim rounds that left due
+    /// jobs waiting because the queue's rate limit had no token left.
+    pub dispatch_throttled: IntCounterVec,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
@@ -107,6 +112,11 @@ impl Metrics {
             "Database errors by loop (retried).",
             &["loop"],
         );
+        let dispatch_throttled = counter(
+            "warren_dispatch_throttled_total",
+            "Dispatch rounds in which a queue's rate limit held back due jobs.",
+            &["queue"],
+        );
         let queue_wait = histogram(
             "warren_queue_wait_seconds",
             "Time from dispatchable to started.",
@@ -122,6 +132,14 @@ impl Metrics {
             &["queue", "state"],
         )
         .expect("valid metric");
+        let queue_paused = IntGaugeVec::new(
+            Opts::new(
+                "warren_queue_paused",
+                "1 while the queue is paused, else 0.",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
         let workers_alive =
             IntGauge::new("warren_workers_alive", "Workers with a recent heartbeat.")
                 .expect("valid metric");
@@ -135,6 +153,7 @@ impl Metrics {
         .expect("valid metric");
         for metric in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_paused.clone()),
             Box::new(workers_alive.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
@@ -170,7 +189,16 @@ impl Metrics {
             broker_reconnects,
             database_errors,
             ops,
+            queue_paused,
+            dispatch_throttled,
         }
+    }
+
+    /// Sets `warren_queue_paused{queue}`.
+    pub fn set_queue_paused(&self, queue: &str, paused: bool) {
+        self.queue_paused
+            .with_label_values(&[queue])
+            .set(i64::from(paused));
     }
 
     /// Counts applied transitions and observes their timings.

@@ -6,12 +6,14 @@
 pub mod duration;
 pub mod names;
 pub mod protocol;
+pub mod queue;
 pub mod retry;
 pub mod state;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use names::{validate_name, NameError};
-pub use retry::RetryPolicy;
+pub use queue::TaskDefaults;
+pub use retry::{RetryPolicy, RetrySpec};
 pub use state::{IllegalTransition, JobState};
 
 /// A new job id: UUID v7, so ids sort by creation time and a client can choose

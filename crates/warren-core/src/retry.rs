@@ -104,15 +104,131 @@ impl RetryPolicy {
     }
 }
 
-/// The accepted wire spellings; converted and validated into [`RetryPolicy`].
+/// The retry fields a job spec (or a queue's defaults for a task type) sets
+/// explicitly. Resolution is field by field: what the job sets wins, then the
+/// queue's defaults for its task type, then [`RetryPolicy::default`]. Only
+/// set fields are serialized, so a client that sets nothing leaves the
+/// choice to the queue.
+///
+/// On the wire `max_retries: N` is accepted for `max_attempts: N + 1`. Each
+/// field is range-checked when read; whether the fields fit together
+/// (`base_delay_ms <= max_delay_ms`) is checked by [`RetrySpec::resolve`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RetryPolicyWire")]
+pub struct RetrySpec {
+    /// Total attempts allowed, counting the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_delay_ms: Option<u64>,
+    /// Multiplier applied per further retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// Cap on any single delay, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_delay_ms: Option<u64>,
+    /// Jitter ratio in [0, 1].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+}
+
+impl RetrySpec {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == RetrySpec::default()
+    }
+
+    /// This spec with its unset fields taken from `fallback`.
+    pub fn or(self, fallback: RetrySpec) -> RetrySpec {
+        RetrySpec {
+            max_attempts: self.max_attempts.or(fallback.max_attempts),
+            base_delay_ms: self.base_delay_ms.or(fallback.base_delay_ms),
+            factor: self.factor.or(fallback.factor),
+            max_delay_ms: self.max_delay_ms.or(fallback.max_delay_ms),
+            jitter: self.jitter.or(fallback.jitter),
+        }
+    }
+
+    /// The complete policy: unset fields take the built-in defaults. Fails
+    /// when the result makes no sense (e.g. a base delay above the cap).
+    pub fn resolve(&self) -> Result<RetryPolicy, InvalidRetryPolicy> {
+        let defaults = RetryPolicy::default();
+        let policy = RetryPolicy {
+            max_attempts: self.max_attempts.unwrap_or(defaults.max_attempts),
+            base_delay_ms: self.base_delay_ms.unwrap_or(defaults.base_delay_ms),
+            factor: self.factor.unwrap_or(defaults.factor),
+            max_delay_ms: self.max_delay_ms.unwrap_or(defaults.max_delay_ms),
+            jitter: self.jitter.unwrap_or(defaults.jitter),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+}
+
+impl From<RetryPolicy> for RetrySpec {
+    /// Every field set explicitly.
+    fn from(policy: RetryPolicy) -> Self {
+        RetrySpec {
+            max_attempts: Some(policy.max_attempts),
+            base_delay_ms: Some(policy.base_delay_ms),
+            factor: Some(policy.factor),
+            max_delay_ms: Some(policy.max_delay_ms),
+            jitter: Some(policy.jitter),
+        }
+    }
+}
+
+impl TryFrom<RetryPolicyWire> for RetrySpec {
+    type Error = InvalidRetryPolicy;
+
+    fn try_from(wire: RetryPolicyWire) -> Result<Self, Self::Error> {
+        let spec = RetrySpec {
+            max_attempts: wire.max_attempts()?,
+            base_delay_ms: wire.base_delay_ms,
+            factor: wire.factor,
+            max_delay_ms: wire.max_delay_ms,
+            jitter: wire.jitter,
+        };
+        // Range-check each field on its own; how they combine is checked
+        // once they are resolved against their fallbacks.
+        let defaults = RetryPolicy::default();
+        RetryPolicy {
+            max_attempts: spec.max_attempts.unwrap_or(defaults.max_attempts),
+            factor: spec.factor.unwrap_or(defaults.factor),
+            jitter: spec.jitter.unwrap_or(defaults.jitter),
+            base_delay_ms: 0,
+            max_delay_ms: 0,
+        }
+        .validate()?;
+        Ok(spec)
+    }
+}
+
+/// The accepted wire spellings; converted and validated into [`RetryPolicy`]
+/// or [`RetrySpec`].
 #[derive(Deserialize)]
-struct RetryPolicyWire {
-    max_attempts: Option<u32>,
-    max_retries: Option<u32>,
-    base_delay_ms: Option<u64>,
-    factor: Option<f64>,
-    max_delay_ms: Option<u64>,
-    jitter: Option<f64>,
+pub(crate) struct RetryPolicyWire {
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) base_delay_ms: Option<u64>,
+    pub(crate) factor: Option<f64>,
+    pub(crate) max_delay_ms: Option<u64>,
+    pub(crate) jitter: Option<f64>,
+}
+
+impl RetryPolicyWire {
+    /// `max_attempts`, or `max_retries + 1`; giving both is an error.
+    fn max_attempts(&self) -> Result<Option<u32>, InvalidRetryPolicy> {
+        match (self.max_attempts, self.max_retries) {
+            (Some(_), Some(_)) => Err(InvalidRetryPolicy(
+                "give max_attempts or max_retries, not both".into(),
+            )),
+            (Some(attempts), None) => Ok(Some(attempts)),
+            (None, Some(retries)) => Ok(Some(retries.saturating_add(1))),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 impl TryFrom<RetryPolicyWire> for RetryPolicy {
@@ -120,18 +236,8 @@ impl TryFrom<RetryPolicyWire> for RetryPolicy {
 
     fn try_from(wire: RetryPolicyWire) -> Result<Self, Self::Error> {
         let defaults = RetryPolicy::default();
-        let max_attempts = match (wire.max_attempts, wire.max_retries) {
-            (Some(_), Some(_)) => {
-                return Err(InvalidRetryPolicy(
-                    "give max_attempts or max_retries, not both".into(),
-                ))
-            }
-            (Some(attempts), None) => attempts,
-            (None, Some(retries)) => retries.saturating_add(1),
-            (None, None) => defaults.max_attempts,
-        };
         let policy = RetryPolicy {
-            max_attempts,
+            max_attempts: wire.max_attempts()?.unwrap_or(defaults.max_attempts),
             base_delay_ms: wire.base_delay_ms.unwrap_or(defaults.base_delay_ms),
             factor: wire.factor.unwrap_or(defaults.factor),
             max_delay_ms: wire.max_delay_ms.unwrap_or(defaults.max_delay_ms),
@@ -180,6 +286,51 @@ mod tests {
             p.delay_with_hint(1, Some(Duration::from_secs(99)), 0.0),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn a_spec_resolves_field_by_field_and_serializes_only_what_it_sets() {
+        let job: RetrySpec = serde_json::from_str(r#"{"max_retries": 1}"#).unwrap();
+        assert_eq!(job.max_attempts, Some(2));
+        assert_eq!(
+            serde_json::to_string(&job).unwrap(),
+            r#"{"max_attempts":2}"#
+        );
+        let queue = RetrySpec {
+            max_attempts: Some(9),
+            base_delay_ms: Some(10),
+            ..RetrySpec::default()
+        };
+        let policy = job.or(queue).resolve().unwrap();
+        assert_eq!(policy.max_attempts, 2, "the job's own value wins");
+        assert_eq!(policy.base_delay_ms, 10, "then the queue's default");
+        assert_eq!(
+            policy.max_delay_ms, DEFAULT_MAX_DELAY_MS,
+            "then the built-in one"
+        );
+        assert!(RetrySpec::default().is_empty());
+        assert_eq!(
+            RetrySpec::default().resolve().unwrap(),
+            RetryPolicy::default()
+        );
+    }
+
+    #[test]
+    fn a_spec_checks_each_field_when_read_and_the_combination_when_resolved() {
+        assert!(serde_json::from_str::<RetrySpec>(r#"{"jitter": 2}"#).is_err());
+        assert!(serde_json::from_str::<RetrySpec>(r#"{"max_attempts": 0}"#).is_err());
+        assert!(
+            serde_json::from_str::<RetrySpec>(r#"{"max_attempts": 1, "max_retries": 0}"#).is_err()
+        );
+        let spec: RetrySpec = serde_json::from_str(r#"{"max_delay_ms": 10}"#).unwrap();
+        assert!(
+            spec.resolve().is_err(),
+            "default base delay 1s exceeds a 10ms cap"
+        );
+        // An old client's complete policy reads as every field set.
+        let full = serde_json::to_string(&RetryPolicy::default()).unwrap();
+        let spec: RetrySpec = serde_json::from_str(&full).unwrap();
+        assert_eq!(spec, RetrySpec::from(RetryPolicy::default()));
     }
 
     fn any_policy() -> impl Strategy<Value = RetryPolicy> {

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The configuration is unusable (bad URL, ...).
     #[error("invalid database configuration: {0}")]
     Config(String),
+    /// A request the caller should fix (e.g. queue settings that do not fit
+    /// together); the message says what is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -45,9 +49,10 @@ impl StoreError {
                 | sqlx::Error::Configuration(_),
             ) => false,
             StoreError::Database(_) | StoreError::Migrate(_) => true,
-            StoreError::NotFound(_) | StoreError::IllegalTransition(_) | StoreError::Config(_) => {
-                false
-            }
+            StoreError::NotFound(_)
+            | StoreError::IllegalTransition(_)
+            | StoreError::Config(_)
+            | StoreError::Invalid(_) => false,
         }
     }
 }

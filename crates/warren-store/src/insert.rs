@@ -9,7 +9,8 @@ use crate::{Store, StoreError};
 impl Store {
     /// Inserts the jobs in one statement; ids (or per-queue idempotency keys)
     /// already present are skipped. Returns the ids actually created.
-    /// Specs must have been validated.
+    /// Specs must have been validated, with their queue's task defaults
+    /// already applied; retry fields still unset take the built-in defaults.
     pub async fn insert_jobs(&self, specs: &[JobSpec]) -> Result<Vec<Uuid>, StoreError> {
         if specs.is_empty() {
             return Ok(Vec::new());
@@ -44,11 +45,12 @@ impl Store {
             payloads.push(spec.payload.clone());
             states.push(initial.as_str());
             priorities.push(spec.priority);
-            max_attempts.push(spec.retry.max_attempts as i32);
-            bases.push(spec.retry.base_delay_ms as i64);
-            factors.push(spec.retry.factor);
-            caps.push(spec.retry.max_delay_ms as i64);
-            jitters.push(spec.retry.jitter);
+            let retry = spec.retry_policy();
+            max_attempts.push(retry.max_attempts as i32);
+            bases.push(retry.base_delay_ms as i64);
+            factors.push(retry.factor);
+            caps.push(retry.max_delay_ms as i64);
+            jitters.push(retry.jitter);
             timeouts.push(spec.timeout_ms.map(|t| t as i64));
             run_ats.push(spec.run_at);
             delays.push(spec.delay_ms.unwrap_or(0) as i64);

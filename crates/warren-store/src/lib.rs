@@ -14,6 +14,7 @@ mod heartbeat;
 mod insert;
 mod listing;
 mod model;
+mod queues;
 mod reports;
 mod retry;
 mod stats;
@@ -23,13 +24,14 @@ mod sweep;
 pub use admin::{MoveNote, OperatorMove};
 pub use cleanup::{CleanupBatch, CLEANABLE_STATES};
 pub use connect::{redact_database_url, StoreConfig};
-pub use dispatch::DispatchedJob;
+pub use dispatch::{ClaimOutcome, DispatchedJob};
 pub use error::StoreError;
 pub use heartbeat::HeartbeatOutcome;
 pub use listing::{
     JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,
 };
 pub use model::{JobEvent, JobRow, Transition, WorkerRow};
+pub use queues::{QueueInfo, QueueUpdate, MAX_QUEUES_LISTED};
 pub use reports::ReportOutcome;
 pub use stats::{QueueStateCount, COUNTED_STATES, DEAD_STATES};
 pub use stats_report::*;

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 use warren_core::protocol::{JobSpec, RetryDecision};
 use warren_core::JobState::{self, *};
-use warren_core::{IllegalTransition, RetryPolicy};
+use warren_core::{IllegalTransition, RetrySpec};
 use warren_store::{Store, StoreError};
 
 /// Cancels `id` and checks the move, its event and the finish time.
@@ -120,9 +120,9 @@ async fn retry_redrives_a_dead_job() {
     let db = TestDb::new().await;
     let store = &db.store;
     let once = JobSpec {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
+        retry: RetrySpec {
+            max_attempts: Some(1),
+            ..RetrySpec::default()
         },
         ..spec("default")
     };
@@ -180,9 +180,9 @@ async fn retry_redrives_a_dead_job() {
 
     // A dead timed-out job can be retried as well.
     let once = JobSpec {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
+        retry: RetrySpec {
+            max_attempts: Some(1),
+            ..RetrySpec::default()
         },
         ..spec("default")
     };

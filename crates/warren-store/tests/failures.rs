@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use warren_core::protocol::{Failure, JobSpec, Report, RetryDecision};
 use warren_core::JobState::*;
-use warren_core::RetryPolicy;
+use warren_core::RetrySpec;
 
 #[tokio::test]
 async fn retryable_failure_backs_off() {
@@ -80,9 +80,9 @@ async fn fatal_and_exhausted_failures_stay_failed() {
     assert!(row.finished_at.is_some());
 
     let once = JobSpec {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
+        retry: RetrySpec {
+            max_attempts: Some(1),
+            ..RetrySpec::default()
         },
         ..spec("default")
     };

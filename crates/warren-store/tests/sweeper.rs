@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 use warren_core::protocol::{Heartbeat, JobRef, JobSpec};
 use warren_core::JobState::*;
-use warren_core::RetryPolicy;
+use warren_core::RetrySpec;
 use warren_store::Store;
 
 const OTHER: &str = "host-b-0002";
@@ -123,9 +123,9 @@ async fn exhausted_job_with_lost_heartbeat_stays_timed_out() {
     let db = TestDb::new().await;
     let store = &db.store;
     let once = JobSpec {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
+        retry: RetrySpec {
+            max_attempts: Some(1),
+            ..RetrySpec::default()
         },
         ..spec("default")
     };
@@ -181,9 +181,9 @@ async fn worker_that_never_sent_a_heartbeat_is_judged_by_start_time() {
 async fn expired_deadline_times_out() {
     let db = TestDb::new().await;
     let store = &db.store;
-    let once = RetryPolicy {
-        max_attempts: 1,
-        ..RetryPolicy::default()
+    let once = RetrySpec {
+        max_attempts: Some(1),
+        ..RetrySpec::default()
     };
     let short = start(
         store,

@@ -11,6 +11,7 @@ use warren_store::StoreError;
 #[derive(Debug)]
 pub(super) enum ApiError {
     Unauthorized,
+    Forbidden(String),
     NotFound(String),
     BadRequest(String),
     Conflict(String),
@@ -24,6 +25,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(id) => ApiError::NotFound(format!("job {id} not found")),
             StoreError::IllegalTransition(e) => ApiError::Conflict(e.to_string()),
+            StoreError::Invalid(message) => ApiError::BadRequest(message),
             other => {
                 tracing::error!(error = %other, "database error in API handler");
                 ApiError::Unavailable
@@ -40,6 +42,7 @@ impl IntoResponse for ApiError {
                 "unauthorized",
                 "missing or invalid bearer token".to_owned(),
             ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "illegal_transition", m),

@@ -15,14 +15,16 @@ use warren_store::OperatorMove;
 
 use super::error::ApiError;
 use super::note::{self, ApproveBody, CancelBody};
+use crate::defaults::TaskDefaults;
 use crate::shared::Shared;
 
-/// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`.
+/// `POST /v1/jobs` with a `Submit` envelope: `{"v": 1, "jobs": [...]}`. Jobs
+/// get their queue's task defaults for what they leave unset.
 pub(super) async fn create(
     State(shared): State<Arc<Shared>>,
     body: Result<Json<SubmitEnvelope>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(envelope) = body?;
+    let Json(mut envelope) = body?;
     if envelope.v != warren_core::protocol::PROTOCOL_VERSION {
         return Err(ApiError::BadRequest(format!(
             "unsupported protocol version {}",
@@ -33,6 +35,12 @@ pub(super) async fn create(
         .jobs
         .iter()
         .try_for_each(JobSpec::validate)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let defaults = TaskDefaults::load(&shared.store, envelope.jobs.iter()).await?;
+    envelope
+        .jobs
+        .iter_mut()
+        .try_for_each(|job| defaults.apply(job))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let created = shared.store.insert_jobs(&envelope.jobs).await?;
     shared

@@ -1,6 +1,8 @@
 //! The HTTP API: `/health` and `/metrics` are open; everything under `/v1`
-//! requires `Authorization: Bearer <WARREN_API_TOKEN>`. The dashboard's static
-//! files (`/`, `/ui/<file>`) are open too: they carry no data.
+//! requires `Authorization: Bearer <token>`: the admin token
+//! (`WARREN_API_TOKEN`) for anything, or the read-only token
+//! (`WARREN_API_READ_TOKEN`) for `GET`s. The dashboard's static files (`/`,
+//! `/ui/<file>`) are open too: they carry no data.
 
 mod auth;
 mod cleanup;
@@ -8,6 +10,7 @@ mod error;
 mod jobs;
 mod listing;
 mod note;
+mod queues;
 mod stats;
 mod system;
 mod ui;
@@ -45,6 +48,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/workers", get(system::workers))
         .route("/stats", get(stats::get))
         .route("/cleanup", post(cleanup::run))
+        .route("/queues", get(queues::list))
+        .route("/queues/{name}", get(queues::get).patch(queues::patch))
+        .route("/queues/{name}/pause", post(queues::pause))
+        .route("/queues/{name}/resume", post(queues::resume))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,

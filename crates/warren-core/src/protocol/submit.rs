@@ -7,14 +7,13 @@ use uuid::Uuid;
 
 use super::{Versioned, PROTOCOL_VERSION};
 use crate::names::validate_name;
-use crate::retry::RetryPolicy;
+use crate::queue::{TaskDefaults, MAX_TIMEOUT_MS};
+use crate::retry::{RetryPolicy, RetrySpec};
 
 /// Highest priority; dispatch takes higher priorities first.
 pub const MAX_PRIORITY: i16 = 9;
 /// Longest accepted idempotency key.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-/// Longest accepted per-job timeout: one week.
-const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3_600_000;
 
 /// A batch of jobs to accept atomically per job (each job is independent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +56,12 @@ pub struct JobSpec {
     /// 0 (default) to 9; higher is dispatched first.
     #[serde(default)]
     pub priority: i16,
-    /// Retry policy; defaults apply when absent.
-    #[serde(default)]
-    pub retry: RetryPolicy,
-    /// Execution timeout per attempt, in milliseconds.
+    /// Retry fields the job sets; each unset one comes from the queue's
+    /// defaults for this task type, else the built-in default.
+    #[serde(default, skip_serializing_if = "RetrySpec::is_empty")]
+    pub retry: RetrySpec,
+    /// Execution timeout per attempt, in milliseconds; when unset, the
+    /// queue's default for this task type (if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Do not dispatch before this instant.
@@ -99,7 +100,7 @@ impl JobSpec {
             task_type: task_type.into(),
             payload,
             priority: 0,
-            retry: RetryPolicy::default(),
+            retry: RetrySpec::default(),
             timeout_ms: None,
             run_at: None,
             delay_ms: None,
@@ -107,6 +108,22 @@ impl JobSpec {
             requires_approval: false,
             metadata: Value::Null,
         }
+    }
+
+    /// Fills what the job does not set itself (timeout, retry fields) from
+    /// its queue's defaults for its task type. Validate again afterwards: a
+    /// job's own field and a default may not fit together.
+    pub fn apply_defaults(&mut self, defaults: &TaskDefaults) {
+        if self.timeout_ms.is_none() {
+            self.timeout_ms = defaults.timeout_ms;
+        }
+        self.retry = self.retry.or(defaults.retry);
+    }
+
+    /// The complete retry policy (unset fields take the built-in defaults).
+    /// A spec that passed [`JobSpec::validate`] always has one.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry.resolve().unwrap_or_default()
     }
 
     /// Checks everything the database would otherwise have to reject.
@@ -129,7 +146,7 @@ impl JobSpec {
                 self.priority
             ));
         }
-        if let Err(e) = self.retry.validate() {
+        if let Err(e) = self.retry.resolve() {
             return fail(e.to_string());
         }
         if matches!(self.timeout_ms, Some(t) if t == 0 || t > MAX_TIMEOUT_MS) {
@@ -163,8 +180,39 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(spec.priority, 0);
-        assert_eq!(spec.retry, RetryPolicy::default());
+        assert!(spec.retry.is_empty());
+        assert_eq!(spec.retry_policy(), RetryPolicy::default());
         assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn defaults_fill_only_what_the_job_leaves_unset() {
+        let defaults: TaskDefaults =
+            serde_json::from_value(json!({"timeout_ms": 300000, "max_attempts": 2, "jitter": 0.5}))
+                .unwrap();
+        let mut bare = JobSpec::new("media", "image", json!({}));
+        bare.apply_defaults(&defaults);
+        assert_eq!(bare.timeout_ms, Some(300_000));
+        assert_eq!(bare.retry_policy().max_attempts, 2);
+        let mut own = JobSpec::new("media", "image", json!({}));
+        own.timeout_ms = Some(1_000);
+        own.retry.max_attempts = Some(7);
+        own.apply_defaults(&defaults);
+        assert_eq!(own.timeout_ms, Some(1_000));
+        assert_eq!(own.retry_policy().max_attempts, 7);
+        assert_eq!(own.retry_policy().jitter, 0.5);
+    }
+
+    #[test]
+    fn a_spec_without_retry_or_timeout_serializes_without_them() {
+        let spec = JobSpec::new("default", "echo", json!({}));
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(
+            !text.contains("retry") && !text.contains("timeout_ms"),
+            "{text}"
+        );
+        let back: JobSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, spec);
     }
 
     #[test]
