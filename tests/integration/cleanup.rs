@@ -15,7 +15,8 @@ use warren_store::Store;
 use warren_tests::{eventually, metric_value, TestEnv, DEADLINE};
 
 /// Inserts `specs` and completes them through the store, as a coordinator
-/// would have, without a worker. Returns their ids.
+/// would have, without a worker; call it while no coordinator runs (one
+/// would dispatch the jobs too). Returns their ids.
 async fn completed_directly(store: &Store, specs: Vec<JobSpec>) -> Vec<Uuid> {
     let ids: Vec<Uuid> = specs.iter().map(|s| s.id).collect();
     store.insert_jobs(&specs).await.unwrap();
@@ -82,6 +83,15 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 #[tokio::test]
 async fn manual_cleanup_deletes_only_old_finished_jobs_with_their_events() {
     let mut env = TestEnv::new().await;
+    let store = env.store().await;
+    // Completed before any coordinator runs, so none of them is dispatched.
+    let done = completed_directly(
+        &store,
+        (0..5)
+            .map(|_| JobSpec::new("default", "echo", json!({})))
+            .collect(),
+    )
+    .await;
     let mut config = env.coordinator_config();
     config.retention = Retention {
         completed: None,
@@ -91,15 +101,6 @@ async fn manual_cleanup_deletes_only_old_finished_jobs_with_their_events() {
     };
     let coordinator = env.start_coordinator_with(config).await;
     let api = &coordinator.api_url;
-    let store = env.store().await;
-
-    let done = completed_directly(
-        &store,
-        (0..5)
-            .map(|_| JobSpec::new("default", "echo", json!({})))
-            .collect(),
-    )
-    .await;
     let (old_done, young_done, workflow_step) = (&done[..3], done[3], done[4]);
     let gated: Vec<JobSpec> = (0..3)
         .map(|_| {

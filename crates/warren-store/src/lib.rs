@@ -34,7 +34,11 @@ pub use model::{JobEvent, JobRow, Transition, WorkerRow};
 pub use queues::{QueueInfo, QueueUpdate, MAX_QUEUES_LISTED};
 pub use reports::ReportOutcome;
 pub use stats::{QueueStateCount, COUNTED_STATES, DEAD_STATES};
-pub use stats_report::*;
+pub use stats_report::{
+    Last24h, Percentiles, QueueStats, Rate, SampleInfo, StateCounts, StatsReport, TaskTypeStats,
+    Throughput, BY_TYPE_MAX_ROWS, CREATED_MAX_ROWS, RECENT_SECONDS, SAMPLE_MAX_ROWS,
+    WINDOW_SECONDS,
+};
 pub use sweep::SweepOutcome;
 
 use sqlx::PgPool;
