@@ -233,17 +233,11 @@ try {
     await screenshot('workers');
   });
 
-  if (summary.queues === 'listed') {
-    await run('the pause toggle pauses and resumes the queue', async () => {
-      await togglePauseTwiceAndPause();
-      summary.queue_paused = true;
-    });
-  } else {
-    // GATE: remove once /v1/queues is merged (the toggle then runs for real above).
-    console.log('dashboard: !!! SKIPPED the real pause toggle: GET /v1/queues answered 404 on this');
-    console.log('dashboard: !!! coordinator; checking the queue view against a contract fixture instead');
-    await run('the queue view against a fixture of the /v1/queues contract', queueFixtureCheck);
-  }
+  await run('the pause toggle pauses and resumes the queue', async () => {
+    if (summary.queues !== 'listed') throw new Error('the queues view did not list the queue');
+    await togglePauseTwiceAndPause();
+    summary.queue_paused = true;
+  });
 
   await run('Forget token clears it', async () => {
     await page.click('#forget-token');
@@ -283,27 +277,3 @@ async function togglePauseTwiceAndPause() {
   await screenshot('queues-paused');
 }
 
-/** The queue view and toggle against intercepted responses shaped like the contract. */
-async function queueFixtureCheck() {
-  const fixture = {
-    name: queue, paused: false, max_in_flight: 8, rate_limit: 2.5,
-    task_defaults: { video: { timeout: '1h' }, image: { timeout: '5m' } },
-    counts: { awaiting_approval: 2, blocked: 0, pending: 0, queued: 0, running: 1, retrying: 0,
-      failed: 0, timeout: 0, dead: 1 },
-    oldest_pending_age_ms: 93_000,
-  };
-  const authorized = (route) => route.request().headers().authorization === `Bearer ${token}`;
-  await page.route('**/v1/queues', (route) => route.fulfill({ json: { queues: [fixture] } }));
-  await page.route(/\/v1\/queues\/[^/]+\/(pause|resume)$/, (route) => {
-    if (route.request().method() !== 'POST' || !authorized(route)) {
-      return route.fulfill({ status: 400, json: { error: { code: 'bad_request', message: 'fixture' } } });
-    }
-    fixture.paused = route.request().url().endsWith('/pause');
-    return route.fulfill({ json: fixture });
-  });
-  await go('#/workers');
-  await go('#/queues');
-  await togglePauseTwiceAndPause();
-  if (!fixture.paused) throw new Error('the fixture did not receive the final pause');
-  await page.unrouteAll();
-}

@@ -132,20 +132,16 @@ async fn dashboard_clicks_change_jobs_in_headless_chromium() {
         "the Cancel click cancelled it"
     );
 
-    if summary["queues"] == "listed" {
-        let paused: bool = sqlx::query_scalar("SELECT paused FROM queues WHERE name = $1")
-            .bind(QUEUE)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert!(paused, "the last Pause click left the queue paused");
-    } else {
-        // GATE: remove once /v1/queues is merged; the toggle must then run.
-        eprintln!(
-            "!!! dashboard: GET /v1/queues is missing on this branch: the real pause toggle \
-             was NOT exercised (only checked against a contract fixture) !!!"
-        );
-    }
+    assert_eq!(
+        summary["queues"], "listed",
+        "the queues view listed the queue"
+    );
+    let paused: bool = sqlx::query_scalar("SELECT paused FROM queues WHERE name = $1")
+        .bind(QUEUE)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(paused, "the last Pause click left the queue paused");
     env.cleanup(&[QUEUE]).await;
 }
 
