@@ -6,6 +6,7 @@
 //! in-process (through the same `serve`/`run` entry points the binaries use)
 //! or as real processes of the built binaries.
 
+mod api;
 mod env;
 mod ledger;
 mod metrics;
@@ -13,6 +14,7 @@ mod net;
 mod processes;
 mod wait;
 
+pub use api::{api_call, TEST_READ_TOKEN};
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
 pub use metrics::metric_value;
