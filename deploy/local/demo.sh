@@ -175,6 +175,12 @@ until [[ $(psql_demo 'select count(*) from workers' 2>/dev/null) == 2 ]]; do
 done
 say "Both workers are sending heartbeats"
 
+# Seed the per-task-type defaults of queue media: jobs that set no timeout
+# get 5 minutes for images and an hour for videos.
+"$WARREN" queue set media --default-timeout image=5m --default-timeout video=1h >/dev/null ||
+    die "could not seed the defaults of queue media"
+say "Seeded queue media: task type image times out after 5m, video after 1h unless a job sets its own"
+
 # ---------------------------------------------------------------------------
 # Submit the workload (over AMQP, with publisher confirms)
 
@@ -321,6 +327,9 @@ say "$WARREN status $LONG_ID   # the cancelled sleep"
 echo
 say "$WARREN workers"
 "$WARREN" workers | sed 's/^/   /'
+echo
+say "$WARREN queue show media   # queue controls: pause, max-in-flight, rate limit, task defaults"
+"$WARREN" queue show media | sed 's/^/   /'
 
 # ---------------------------------------------------------------------------
 # Verdict

@@ -2,6 +2,7 @@
 //! its own database and AMQP namespace, so they run in parallel.
 
 mod approval;
+mod auth;
 mod cancel;
 mod chaos;
 mod cleanup;
@@ -14,6 +15,9 @@ mod lifecycle;
 mod listing;
 mod metrics;
 mod poison;
+mod queue_cli;
+mod queue_limits;
+mod queues_api;
 mod rescue;
 mod retries;
 mod stats;

@@ -90,6 +90,7 @@ impl TestEnv {
     /// Coordinator settings with short timings so rescues happen quickly.
     pub fn coordinator_config(&self) -> CoordinatorConfig {
         let mut config = CoordinatorConfig::new(TEST_TOKEN);
+        config.api_read_token = Some(crate::TEST_READ_TOKEN.to_owned());
         config.store = StoreConfig {
             url: self.db_url.clone(),
             max_connections: 5,
@@ -183,6 +184,7 @@ impl TestEnv {
             .env("WARREN_NAMESPACE", &self.namespace)
             .env("WARREN_QUEUE_EXPIRES", "10m")
             .env("WARREN_API_TOKEN", TEST_TOKEN)
+            .env("WARREN_API_READ_TOKEN", crate::TEST_READ_TOKEN)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -13,10 +13,12 @@ mod ledger;
 mod metrics;
 mod net;
 mod processes;
+mod raw_api;
 mod wait;
 
 pub use api::ApiResponse;
 pub use cli::Cli;
+pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
 pub use metrics::metric_value;

@@ -99,6 +99,7 @@ pub fn patch_task_defaults(
     };
     let mut result = current.clone();
     for (task_type, change) in patch {
+        validate_name("task type", task_type).map_err(|e| InvalidQueueSetting(e.to_string()))?;
         if change.is_null() {
             result.remove(task_type);
             continue;
@@ -270,6 +271,8 @@ mod tests {
             json!({"image": {"max_retries": -1}}),
             json!({"image": {"max_retries": 1, "max_attempts": 2}}),
             json!({"bad type": {"timeout_ms": 1}}),
+            json!({"bad type": {}}),
+            json!({"bad type": null}),
         ] {
             assert!(patch_task_defaults(&current, &bad).is_err(), "{bad}");
         }
