@@ -11,3 +11,4 @@ mod metrics;
 mod poison;
 mod rescue;
 mod retries;
+mod workflows;

@@ -12,6 +12,7 @@ mod metrics;
 mod net;
 mod processes;
 mod wait;
+mod workflows;
 
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
@@ -19,3 +20,4 @@ pub use metrics::metric_value;
 pub use net::free_port;
 pub use processes::{binary, ChildGuard};
 pub use wait::{eventually, DEADLINE};
+pub use workflows::{api_json, step, submit_workflow, wait_workflow, workflow_view};

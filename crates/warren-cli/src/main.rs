@@ -21,6 +21,7 @@ mod submit;
 mod table;
 mod watch;
 mod workers;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Workers => workers::run(&ctx).await,
         Command::Health => health::run(&ctx).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
+        Command::Workflow(command) => workflow::run(&ctx, command).await,
+        Command::Template(command) => workflow::run_template(&ctx, command).await,
     }
 }
 

@@ -184,7 +184,7 @@ impl ApiClient {
             .await
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         if self.token.is_empty() {
             request
@@ -195,7 +195,10 @@ impl ApiClient {
 
     /// Sends, then decodes a success body as `T` or an error body as
     /// [`ClientError::Api`].
-    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(ClientError::Http)?;
         let status = response.status();
         if status.is_success() {

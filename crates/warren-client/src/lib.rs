@@ -6,7 +6,10 @@
 //! - [`ApiClient`] queries and administers jobs over the coordinator's HTTP
 //!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`]).
 //! - [`wait_for_terminal`] / [`watch_job`] poll a job until it is finished,
-//!   riding out coordinator restarts.
+//!   riding out coordinator restarts; [`wait_for_workflow`] does the same
+//!   for a workflow.
+//! - Workflows are submitted over HTTP ([`ApiClient::submit_workflow`]) or
+//!   AMQP ([`Submitter::submit_workflows`]), and controlled over HTTP.
 //!
 //! Every failure is a [`ClientError`]; none of them ever carries the API token
 //! or an AMQP password.
@@ -17,6 +20,8 @@ mod error;
 mod model;
 mod submitter;
 mod wait;
+mod workflow_api;
+mod workflow_model;
 
 pub use api::ApiClient;
 pub use batch::{MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
@@ -26,3 +31,10 @@ pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
 pub use warren_core::protocol::JobSpec;
+pub use warren_core::protocol::{TemplateRef, WorkflowSource, WorkflowSubmission};
+pub use warren_core::workflow::{Template, WorkflowSpec, WorkflowStatus};
+pub use workflow_api::{wait_for_workflow, WorkflowWaitEvent};
+pub use workflow_model::{
+    StepRetried, TemplateStored, TemplateSummary, Workflow, WorkflowCreated, WorkflowEvent,
+    WorkflowMoved, WorkflowPage, WorkflowQuery, WorkflowStep, WorkflowSummary,
+};

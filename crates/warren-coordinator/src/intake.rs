@@ -1,5 +1,6 @@
 //! Intake: consume `Submit` envelopes in batches, insert their jobs with one
-//! statement and one commit, then acknowledge the whole batch at once.
+//! statement and one commit (and their workflows, see [`intake_workflows`]),
+//! then acknowledge the whole batch at once.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use warren_broker::{Delivery, Session};
 use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
+use crate::intake_workflows;
 use crate::session::SessionError;
 use crate::shared::Shared;
 
@@ -24,7 +26,14 @@ pub(crate) async fn run(
         next_batch(&mut consumer, shared.config.batch_size, &token, "intake").await?
     {
         let accepted = reject_unreadable(&shared, batch).await?;
-        if !insert(&shared, &token, &accepted).await? {
+        let Some((accepted, workflows)) =
+            intake_workflows::prepare_batch(&shared, &token, accepted).await?
+        else {
+            return Ok(());
+        };
+        if !insert(&shared, &token, &accepted).await?
+            || !intake_workflows::insert(&shared, &token, &accepted, &workflows).await?
+        {
             return Ok(());
         }
         if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {

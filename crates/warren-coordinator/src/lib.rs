@@ -3,7 +3,8 @@
 //!
 //! Each loop lives in its own module. Loops that need RabbitMQ run inside a
 //! broker [`session`] that is rebuilt (with backoff) whenever the connection
-//! fails; loops that only need PostgreSQL (sweeper, gauges) run for the whole
+//! fails; loops that only need PostgreSQL (sweeper, gauges, the workflow
+//! engine) run for the whole
 //! process and retry database errors. Several coordinators may run at once.
 
 mod api;
@@ -13,12 +14,14 @@ mod control;
 mod dispatcher;
 mod gauges;
 mod intake;
+mod intake_workflows;
 mod metrics;
 mod redispatch;
 mod reports;
 mod session;
 mod shared;
 mod sweeper;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -73,6 +76,7 @@ pub async fn serve(
     tasks.spawn(api::serve(listener, shared.clone(), shutdown.clone()));
     tasks.spawn(sweeper::run(shared.clone(), shutdown.clone()));
     tasks.spawn(gauges::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(workflows::run(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

@@ -35,10 +35,14 @@ pub struct Metrics {
     pub broker_reconnects: IntCounter,
     /// `warren_database_errors_total{loop}`.
     pub database_errors: IntCounterVec,
+    /// `warren_workflow_transitions_total{from, to}`.
+    pub workflow_transitions: IntCounterVec,
+    /// `warren_workflows_submitted_total{outcome}` (created / duplicate).
+    pub workflows_submitted: IntCounterVec,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
-const REJECT_REASONS: [&str; 8] = [
+const REJECT_REASONS: [&str; 9] = [
     "empty",
     "oversized",
     "invalid_utf8",
@@ -46,6 +50,7 @@ const REJECT_REASONS: [&str; 8] = [
     "unknown_version",
     "schema",
     "invalid_job",
+    "invalid_workflow",
     "database_refused",
 ];
 
@@ -102,6 +107,16 @@ impl Metrics {
             "warren_database_errors_total",
             "Database errors by loop (retried).",
             &["loop"],
+        );
+        let workflow_transitions = counter(
+            "warren_workflow_transitions_total",
+            "Workflow status transitions applied.",
+            &["from", "to"],
+        );
+        let workflows_submitted = counter(
+            "warren_workflows_submitted_total",
+            "Submitted workflows by outcome.",
+            &["outcome"],
         );
         let queue_wait = histogram(
             "warren_queue_wait_seconds",
@@ -164,6 +179,8 @@ impl Metrics {
             broker_connected,
             broker_reconnects,
             database_errors,
+            workflow_transitions,
+            workflows_submitted,
         }
     }
 
@@ -194,6 +211,25 @@ impl Metrics {
             .with_label_values(&["created"])
             .inc_by(created as u64);
         self.submitted
+            .with_label_values(&["duplicate"])
+            .inc_by(submitted.saturating_sub(created) as u64);
+    }
+
+    /// Counts workflow status moves.
+    pub fn record_workflow_moves<T: AsRef<str>>(&self, moves: &[(T, T)]) {
+        for (from, to) in moves {
+            self.workflow_transitions
+                .with_label_values(&[from.as_ref(), to.as_ref()])
+                .inc();
+        }
+    }
+
+    /// Counts a submission of `submitted` workflows of which `created` were new.
+    pub fn count_workflows_submitted(&self, submitted: usize, created: usize) {
+        self.workflows_submitted
+            .with_label_values(&["created"])
+            .inc_by(created as u64);
+        self.workflows_submitted
             .with_label_values(&["duplicate"])
             .inc_by(submitted.saturating_sub(created) as u64);
     }

@@ -33,6 +33,8 @@ pub struct DispatchedJob {
     pub checkpoint: Option<Value>,
     /// `pending` or `retrying` before the claim.
     pub from_state: String,
+    /// A workflow step's parents' results by step name.
+    pub inputs: Option<Value>,
 }
 
 impl DispatchedJob {
@@ -49,6 +51,10 @@ impl DispatchedJob {
             timeout_ms: self.timeout_ms.map(|t| t as u64),
             max_attempts: self.max_attempts as u32,
             checkpoint: self.checkpoint.clone(),
+            inputs: match &self.inputs {
+                Some(Value::Object(inputs)) => inputs.clone(),
+                _ => Default::default(),
+            },
         }
     }
 
@@ -106,8 +112,10 @@ impl Store {
                    FROM due
                   WHERE j.id = due.id
                  RETURNING j.id, j.queue, j.task_type, j.payload, j.attempt, j.lease, j.timeout_ms,
-                           j.max_attempts, j.checkpoint, due.state::text AS from_state, j.priority, j.run_at)
-             SELECT id, queue, task_type, payload, attempt, lease, timeout_ms, max_attempts, checkpoint, from_state
+                           j.max_attempts, j.checkpoint, due.state::text AS from_state, j.priority, j.run_at,
+                           j.inputs)
+             SELECT id, queue, task_type, payload, attempt, lease, timeout_ms, max_attempts, checkpoint, from_state,
+                    inputs
                FROM claimed ORDER BY priority DESC, run_at",
         )
         .bind(limit)

@@ -22,6 +22,21 @@ pub enum StoreError {
     /// The configuration is unusable (bad URL, ...).
     #[error("invalid database configuration: {0}")]
     Config(String),
+    /// The workflow's status does not allow the requested move.
+    #[error(transparent)]
+    IllegalWorkflowTransition(#[from] warren_core::workflow::IllegalWorkflowTransition),
+    /// Something other than a job does not exist (a workflow, a step, a
+    /// template); the message names it.
+    #[error("{0}")]
+    Missing(String),
+    /// The request contradicts the current state of a workflow or template
+    /// (an illegal workflow transition, recovery attempts exhausted, a
+    /// template version that is not newer); the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is invalid (e.g. names a step the workflow lacks).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -45,9 +60,13 @@ impl StoreError {
                 | sqlx::Error::Configuration(_),
             ) => false,
             StoreError::Database(_) | StoreError::Migrate(_) => true,
-            StoreError::NotFound(_) | StoreError::IllegalTransition(_) | StoreError::Config(_) => {
-                false
-            }
+            StoreError::NotFound(_)
+            | StoreError::IllegalTransition(_)
+            | StoreError::Config(_)
+            | StoreError::IllegalWorkflowTransition(_)
+            | StoreError::Missing(_)
+            | StoreError::Conflict(_)
+            | StoreError::Invalid(_) => false,
         }
     }
 }

@@ -16,6 +16,7 @@ mod reports;
 mod retry;
 mod stats;
 mod sweep;
+mod workflows;
 
 pub use admin::OperatorMove;
 pub use connect::{redact_database_url, StoreConfig};
@@ -25,6 +26,10 @@ pub use heartbeat::HeartbeatOutcome;
 pub use model::{JobEvent, JobFilter, JobRow, Transition, WorkerRow, MAX_PAGE_SIZE};
 pub use reports::ReportOutcome;
 pub use sweep::SweepOutcome;
+pub use workflows::{
+    Cancelled, Evaluation, NewWorkflow, StatusFilter, StepRetried, StepRow, TemplateRow,
+    TemplateSummary, WorkflowEvent, WorkflowFilter, WorkflowRow, WorkflowSummary,
+};
 
 use sqlx::PgPool;
 

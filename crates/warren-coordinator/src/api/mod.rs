@@ -5,11 +5,13 @@ mod auth;
 mod error;
 mod jobs;
 mod system;
+mod templates;
+mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
         .route("/workers", get(system::workers))
+        .route("/workflows", post(workflows::create).get(workflows::list))
+        .route("/workflows/{id}", get(workflows::get))
+        .route("/workflows/{id}/events", get(workflows::events))
+        .route("/workflows/{id}/pause", post(workflows::pause))
+        .route("/workflows/{id}/resume", post(workflows::resume))
+        .route("/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/workflows/{id}/recover", post(workflows::recover))
+        .route(
+            "/workflows/{id}/steps/{name}/retry",
+            post(workflows::retry_step),
+        )
+        .route("/templates", get(templates::list))
+        .route("/templates/{name}", put(templates::put).get(templates::get))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
