@@ -11,4 +11,6 @@ mod metrics;
 mod poison;
 mod rescue;
 mod retries;
+mod workflow_control;
+mod workflow_restart;
 mod workflows;
