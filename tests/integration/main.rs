@@ -12,5 +12,6 @@ mod poison;
 mod rescue;
 mod retries;
 mod workflow_control;
+mod workflow_example;
 mod workflow_restart;
 mod workflows;

@@ -100,7 +100,14 @@ pub(crate) fn render(workflow: &Workflow, now: DateTime<Utc>) -> String {
             (Some(error), _) if step.state != warren_core::JobState::Completed => {
                 truncate(&one_line(error), MAX_DETAIL_CHARS)
             }
-            (_, Some(result)) => compact_json(result, MAX_DETAIL_CHARS),
+            // An `exec` result reads best as its output.
+            (_, Some(result)) => match result.get("stdout").and_then(|s| s.as_str()) {
+                Some(stdout) => truncate(
+                    &format!("stdout: {}", one_line(stdout.trim_end())),
+                    MAX_DETAIL_CHARS,
+                ),
+                None => compact_json(result, MAX_DETAIL_CHARS),
+            },
             _ => step
                 .progress
                 .filter(|_| step.state == warren_core::JobState::Running)
