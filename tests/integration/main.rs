@@ -11,6 +11,7 @@ mod metrics;
 mod poison;
 mod rescue;
 mod retries;
+mod workflow_cli;
 mod workflow_control;
 mod workflow_example;
 mod workflow_restart;
