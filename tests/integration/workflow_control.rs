@@ -367,7 +367,7 @@ async fn workflows_submitted_over_amqp_run_once_and_invalid_ones_are_dead_letter
     .unwrap();
     let submission = WorkflowSubmission::spec(spec);
     let id = submission.id.unwrap();
-    let envelope = encode(&SubmitEnvelope::with_workflows(vec![submission]));
+    let envelope = encode(&SubmitEnvelope::with_workflows(vec![submission.clone()]));
     let names = env.broker_config().names();
     let publish = |body: Vec<u8>| {
         let env = &env;
@@ -377,7 +377,17 @@ async fn workflows_submitted_over_amqp_run_once_and_invalid_ones_are_dead_letter
                 .await
         }
     };
-    publish(envelope.clone()).await;
+    let submitter = warren_client::Submitter::connect_with(env.broker_config())
+        .await
+        .unwrap();
+    assert_eq!(
+        submitter
+            .submit_workflows(vec![submission.clone()])
+            .await
+            .unwrap(),
+        vec![id]
+    );
+    submitter.close().await;
     wait_workflow(&api, id, "completed", status_is("completed")).await;
     publish(envelope).await; // a redelivery or client retry: nothing new
 

@@ -39,6 +39,9 @@ fn diamond() -> NewWorkflow {
     }))
 }
 
+/// Largest payload + inputs the tests' engine releases.
+const LIMIT: usize = 64 * 1024;
+
 /// Evaluates until nothing is left to do.
 async fn settle(store: &Store, id: Uuid) {
     for _ in 0..10 {
@@ -46,7 +49,7 @@ async fn settle(store: &Store, id: Uuid) {
             return;
         }
         store
-            .evaluate_workflow(id)
+            .evaluate_workflow(id, LIMIT)
             .await
             .unwrap()
             .expect("not locked");
@@ -570,5 +573,33 @@ async fn template_versions_only_grow() {
         .collect();
     assert_eq!(summary, vec![("t".into(), 3, 2), ("u".into(), 1, 1)]);
     assert_eq!(store.list_templates(Some("t"), 10).await.unwrap().len(), 1);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_step_whose_task_would_be_too_large_fails_instead_of_being_sent() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let wf = workflow(json!({
+        "name": "big",
+        "steps": [
+            {"name": "a", "queue": "default", "type": "echo"},
+            {"name": "b", "queue": "default", "type": "echo", "depends_on": ["a"]},
+        ]
+    }));
+    store
+        .insert_workflows(std::slice::from_ref(&wf))
+        .await
+        .unwrap();
+    settle(store, wf.id).await;
+    let s = steps(store, wf.id).await;
+    let running = start_all(store).await;
+    let big = "x".repeat(LIMIT);
+    apply(store, WORKER, &[completed(running[&s["a"].0], json!(big))]).await;
+    settle(store, wf.id).await;
+    let b = job(store, s["b"].0).await;
+    assert_eq!(b.state(), JobState::Failed);
+    assert!(b.error.unwrap().contains("bytes a task message may carry"));
+    assert_eq!(status(store, wf.id).await, "failed");
     db.cleanup().await;
 }

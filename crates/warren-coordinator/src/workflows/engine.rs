@@ -9,6 +9,8 @@ use crate::shared::Shared;
 
 /// Workflows evaluated per round.
 const BATCH: i64 = 100;
+/// Bytes of a task message left for everything but the payload and inputs.
+const TASK_ENVELOPE_ROOM: usize = 16 * 1024;
 
 /// Evaluates workflows until shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -40,13 +42,18 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// Returns how many were evaluated (not counting those held elsewhere).
 async fn round(shared: &Shared, shutdown: &CancellationToken) -> Result<usize, StoreError> {
     let ids = shared.store.workflows_to_evaluate(BATCH).await?;
+    // Room for the rest of the task envelope (ids, lease, names, checkpoint).
+    let max_task_bytes = shared
+        .config
+        .max_payload_bytes
+        .saturating_sub(TASK_ENVELOPE_ROOM);
     let mut evaluated = 0;
     let mut released = 0;
     for id in ids {
         if shutdown.is_cancelled() {
             break;
         }
-        let evaluation = match shared.store.evaluate_workflow(id).await {
+        let evaluation = match shared.store.evaluate_workflow(id, max_task_bytes).await {
             Ok(Some(evaluation)) => evaluation,
             Ok(None) => continue, // held by another coordinator or an operator's action
             Err(e) if e.is_transient() => return Err(e),

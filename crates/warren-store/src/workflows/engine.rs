@@ -82,7 +82,14 @@ impl Store {
 
     /// Evaluates one workflow (see the module docs). `None` when another
     /// transaction holds it; its wakeups stay for a later evaluation.
-    pub async fn evaluate_workflow(&self, id: Uuid) -> Result<Option<Evaluation>, StoreError> {
+    /// `max_task_bytes` bounds a released step's payload plus inputs: a step
+    /// whose task message would not fit fails instead of being dispatched
+    /// (workers would dead-letter the message).
+    pub async fn evaluate_workflow(
+        &self,
+        id: Uuid,
+        max_task_bytes: usize,
+    ) -> Result<Option<Evaluation>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT set_config('warren.workflow_engine', 'on', true)")
             .execute(&mut *tx)
@@ -136,7 +143,11 @@ impl Store {
             status = WorkflowStatus::Running;
         }
         let release = status == WorkflowStatus::Running;
-        if let Some(final_status) = advance(&mut tx, id, &spec, release, &mut evaluation).await? {
+        let limits = Limits {
+            release,
+            max_task_bytes,
+        };
+        if let Some(final_status) = advance(&mut tx, id, &spec, limits, &mut evaluation).await? {
             set_status(&mut tx, id, status, final_status, None).await?;
             evaluation.moves.push((status, final_status));
         }
@@ -145,13 +156,22 @@ impl Store {
     }
 }
 
-/// Steps 3 and 4 of the module docs (`release`: whether steps may be
-/// released); returns the final status once every step is finished.
+/// What an evaluation may do.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Whether steps may be released (not while paused).
+    release: bool,
+    /// Largest payload + inputs of a released step, in bytes.
+    max_task_bytes: usize,
+}
+
+/// Steps 3 and 4 of the module docs; returns the final status once every
+/// step is finished.
 async fn advance(
     conn: &mut PgConnection,
     id: Uuid,
     spec: &WorkflowSpec,
-    release_steps_now: bool,
+    limits: Limits,
     evaluation: &mut Evaluation,
 ) -> Result<Option<WorkflowStatus>, StoreError> {
     let dag = match spec.validate() {
@@ -197,7 +217,7 @@ async fn advance(
             dag.parents(index).iter().map(|&p| outcomes[p]).collect();
         match decide(step.run_if, &parents) {
             Decision::Wait => {}
-            Decision::Run if !release_steps_now => {}
+            Decision::Run if !limits.release => {}
             Decision::Skip => {
                 skip.push(job_id);
                 outcomes[index] = Some(StepOutcome::Skipped);
@@ -215,7 +235,21 @@ async fn advance(
                             )
                         })
                         .collect();
-                    release.push((job_id, payload, Value::Object(inputs)));
+                    let inputs = Value::Object(inputs);
+                    let size = payload.to_string().len() + inputs.to_string().len();
+                    if size > limits.max_task_bytes {
+                        fail.push((
+                            job_id,
+                            format!(
+                                "its payload and inputs (its parents' results) take {size} bytes, \
+                                 over the {} bytes a task message may carry",
+                                limits.max_task_bytes
+                            ),
+                        ));
+                        outcomes[index] = Some(StepOutcome::Failed);
+                    } else {
+                        release.push((job_id, payload, inputs));
+                    }
                 }
                 Err(e) => {
                     fail.push((job_id, format!("cannot build the payload: {e}")));
