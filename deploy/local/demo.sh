@@ -9,9 +9,13 @@
 # to .demo/. On exit (or Ctrl-C) it stops exactly the processes it started —
 # workers first with SIGTERM so they drain — and deletes nothing else.
 #
+# It also registers the example workflow template
+# (examples/templates/dataset-build.yaml: download → validate → deduplicate →
+# label → store, each step an `exec` job) and runs it once alongside the jobs.
+#
 # Exit status: 0 if every job ended as expected (all completed except one
 # deliberately failing job, which ends dead in `failed`, and one cancelled
-# job), 1 otherwise.
+# job) and the workflow completed, 1 otherwise.
 #
 # Environment:
 #   WARREN_DEMO_PORT     coordinator HTTP port (default 8080)
@@ -216,6 +220,19 @@ EXPECTED=402
 say "Submitted $EXPECTED jobs in $((SECONDS - start))s"
 
 # ---------------------------------------------------------------------------
+# A workflow from a template (steps are jobs too; the counts above and below
+# leave them out and the workflow is followed on its own)
+
+TEMPLATE=examples/templates/dataset-build.yaml
+WF_DIR="$PWD/$LOGS/dataset"
+rm -rf "$WF_DIR"
+say "Registering the workflow template $TEMPLATE and running it once"
+"$WARREN" template put "$TEMPLATE" | sed 's/^/   /'
+WF_ID=$("$WARREN" workflow submit --template dataset-build \
+    --var workdir="$WF_DIR" --var dataset=animals --var rows=500)
+printf '   %-46s %s\n' "workflow dataset-build-animals (5 steps)" "$WF_ID"
+
+# ---------------------------------------------------------------------------
 # Live progress (exact counts from the jobs table) and the cancellation
 
 STATES=(pending queued running retrying completed failed timeout cancelled)
@@ -224,7 +241,7 @@ read_counts() {
     local rows state n
     COUNT=()
     TOTAL=0
-    rows=$(psql_demo 'select state, count(*) from jobs group by 1') || return 1
+    rows=$(psql_demo 'select state, count(*) from jobs where workflow_id is null group by 1') || return 1
     while IFS='|' read -r state n; do
         [[ -n $state ]] || continue
         COUNT[$state]=$n
@@ -236,6 +253,14 @@ active() {
     echo $(($(count pending) + $(count queued) + $(count running) + $(count retrying) +
         $(count awaiting_approval) + $(count blocked)))
 }
+
+# The workflow's status and finished/total steps, e.g. `running 2/5`.
+workflow_line() {
+    psql_demo "select w.status || ' ' || count(*) filter (where j.state in ('completed', 'failed', 'timeout', 'skipped', 'cancelled')) || '/' || count(*)
+                 from workflows w join jobs j on j.workflow_id = w.id and j.superseded_at is null
+                where w.id = '$WF_ID' group by w.status" 2>/dev/null || true
+}
+workflow_done() { [[ $(workflow_line) =~ ^(completed|failed|cancelled)\  ]]; }
 
 say "Progress (jobs by state, from the jobs table; the cancel happens on the way)"
 start=$SECONDS
@@ -249,6 +274,7 @@ while :; do
     read_counts || true
     line=$(printf '%5ss  total %3s/%s' "$((SECONDS - start))" "$TOTAL" "$EXPECTED")
     for s in "${STATES[@]}"; do line+=$(printf ' | %s %s' "$s" "$(count "$s")"); done
+    line+=" | workflow $(workflow_line)"
     if [[ -t 1 ]]; then
         printf '\r%s\e[K' "$line"
     elif [[ $line != "$last_line" ]] && ((SECONDS - last_print >= 2)); then
@@ -269,12 +295,12 @@ while :; do
         fi
     fi
 
-    if ((TOTAL >= EXPECTED)) && (($(active) == 0)); then
+    if ((TOTAL >= EXPECTED)) && (($(active) == 0)) && workflow_done; then
         break
     fi
     if ((SECONDS >= deadline)); then
         echo
-        die "the workload did not finish within ${TIMEOUT}s (WARREN_DEMO_TIMEOUT); see $LOGS/"
+        die "the workload did not finish within ${TIMEOUT}s (WARREN_DEMO_TIMEOUT); see $LOGS/ and '$WARREN workflow status $WF_ID'"
     fi
     sleep 0.5
 done
@@ -286,8 +312,8 @@ say "All $TOTAL jobs finished in about ${elapsed}s"
 # Summary
 
 echo
-say "Jobs by state"
-psql_demo 'select state, count(*) from jobs group by 1 order by 1' | awk -F'|' '{ printf "   %-10s %5d\n", $1, $2 }'
+say "Jobs by state (workflow steps excluded)"
+psql_demo 'select state, count(*) from jobs where workflow_id is null group by 1 order by 1' | awk -F'|' '{ printf "   %-10s %5d\n", $1, $2 }'
 
 retries=$(psql_demo "select count(*) from job_events where to_state = 'retrying'")
 retried_jobs=$(psql_demo "select count(distinct job_id) from job_events where to_state = 'retrying'")
@@ -325,6 +351,9 @@ echo
 say "$WARREN status $LONG_ID   # the cancelled sleep"
 "$WARREN" status "$LONG_ID" | sed 's/^/   /'
 echo
+say "$WARREN workflow status $WF_ID   # the dataset-build workflow, step by step"
+"$WARREN" workflow status "$WF_ID" | sed 's/^/   /'
+echo
 say "$WARREN workers"
 "$WARREN" workers | sed 's/^/   /'
 echo
@@ -342,12 +371,16 @@ dead=$(psql_demo "select state || ' ' || attempt from jobs where id = '$DEAD_ID'
 [[ $dead == "failed 2" ]] || failures+=("the always-failing job is '$dead', expected 'failed 2'")
 long=$(psql_demo "select state from jobs where id = '$LONG_ID'")
 [[ $long == cancelled ]] || failures+=("the long sleep is '$long', expected 'cancelled'")
+workflow=$(psql_demo "select status from workflows where id = '$WF_ID'")
+[[ $workflow == completed ]] || failures+=("the workflow is '$workflow', expected 'completed' (see $WARREN workflow status $WF_ID)")
 
 cat <<EOF
 
 ${BOLD}Where to look${RESET}${DIM} (URLs answer while the demo runs; WARREN_DEMO_KEEP=1 keeps it running)${RESET}
    API           curl -s -H "Authorization: Bearer $TOKEN" "$API/v1/jobs?state=failed"
    CLI           WARREN_NAMESPACE=$NS WARREN_API_TOKEN=$TOKEN $WARREN list --state completed
+                 WARREN_API_TOKEN=$TOKEN $WARREN workflow status $WF_ID
+   workflow      $WF_DIR/final/animals.csv
    metrics       curl -s $API/metrics | grep '^warren_'
                  curl -s http://127.0.0.1:${METRICS_PORTS[0]}/metrics   (worker 1; worker 2 on :${METRICS_PORTS[1]})
    logs          $LOGS/coordinator.log $LOGS/worker-1.log $LOGS/worker-2.log
@@ -361,7 +394,7 @@ if ((${#failures[@]} > 0)); then
     say "Demo finished with surprises (exit 1)"
     exit 1
 fi
-say "Every job ended as expected: $((EXPECTED - 2)) completed, 1 dead after 2 attempts, 1 cancelled"
+say "Every job ended as expected: $((EXPECTED - 2)) completed, 1 dead after 2 attempts, 1 cancelled; the workflow completed"
 
 if [[ $KEEP == 1 ]]; then
     say "WARREN_DEMO_KEEP=1: everything keeps running; press Ctrl-C to stop"

@@ -21,3 +21,8 @@ mod queues_api;
 mod rescue;
 mod retries;
 mod stats;
+mod workflow_cli;
+mod workflow_control;
+mod workflow_example;
+mod workflow_restart;
+mod workflows;

@@ -15,13 +15,15 @@ mod net;
 mod processes;
 mod raw_api;
 mod wait;
+mod workflows;
 
 pub use api::ApiResponse;
 pub use cli::Cli;
-pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use env::{TestEnv, TEST_TOKEN};
 pub use ledger::Ledger;
 pub use metrics::metric_value;
 pub use net::free_port;
 pub use processes::{binary, ChildGuard};
+pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use wait::{eventually, DEADLINE};
+pub use workflows::{api_json, step, submit_workflow, wait_workflow, workflow_view};

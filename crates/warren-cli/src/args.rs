@@ -121,6 +121,13 @@ pub(crate) enum Command {
     /// Benchmark a running deployment: submit N jobs, wait until all are
     /// final, print one summary line (needs WARREN_DATABASE_URL to read results).
     Bench(BenchArgs),
+    /// Workflows: submit, status, watch, list, pause, resume, cancel,
+    /// recover, retry a step.
+    #[command(subcommand)]
+    Workflow(crate::workflow::WorkflowCommand),
+    /// Workflow templates: put, get, list.
+    #[command(subcommand)]
+    Template(crate::workflow::TemplateCommand),
 }
 
 /// `warren bench`.

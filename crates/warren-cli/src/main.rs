@@ -25,6 +25,7 @@ mod submit;
 mod table;
 mod watch;
 mod workers;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -73,6 +74,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Stats => stats::run(&ctx).await,
         Command::Cleanup(args) => cleanup::run(&ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await,
+        Command::Workflow(command) => workflow::run(&ctx, command).await,
+        Command::Template(command) => workflow::run_template(&ctx, command).await,
     }
 }
 

@@ -46,6 +46,10 @@ pub enum ClientError {
     /// A job spec the coordinator would reject; nothing was sent.
     #[error("invalid job: {}", .0.reason)]
     InvalidJob(#[from] InvalidJobSpec),
+    /// A workflow definition the coordinator would reject; nothing was sent.
+    /// The message names the steps at fault.
+    #[error("invalid workflow: {0}")]
+    InvalidWorkflow(String),
     /// One job alone is larger than the coordinator accepts in a message.
     #[error("job {id} encodes to {size} bytes, over the {limit}-byte message limit")]
     TooLarge {

@@ -7,7 +7,10 @@
 //!   API (bearer token), with typed results ([`Job`], [`JobEvent`], [`Worker`],
 //!   [`Queue`]).
 //! - [`wait_for_terminal`] / [`watch_job`] poll a job until it is finished,
-//!   riding out coordinator restarts.
+//!   riding out coordinator restarts; [`wait_for_workflow`] does the same
+//!   for a workflow.
+//! - Workflows are submitted over HTTP ([`ApiClient::submit_workflow`]) or
+//!   AMQP ([`Submitter::submit_workflows`]), and controlled over HTTP.
 //!
 //! Every failure is a [`ClientError`]; none of them ever carries the API token
 //! or an AMQP password.
@@ -21,6 +24,8 @@ mod queues;
 mod stats;
 mod submitter;
 mod wait;
+mod workflow_api;
+mod workflow_model;
 
 pub use admin::JobQuery;
 pub use api::ApiClient;
@@ -36,3 +41,10 @@ pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
 pub use warren_core::protocol::JobSpec;
+pub use warren_core::protocol::{TemplateRef, WorkflowSource, WorkflowSubmission};
+pub use warren_core::workflow::{Template, WorkflowSpec, WorkflowStatus};
+pub use workflow_api::{wait_for_workflow, WorkflowWaitEvent};
+pub use workflow_model::{
+    StepRetried, TemplateStored, TemplateSummary, Workflow, WorkflowCreated, WorkflowEvent,
+    WorkflowMoved, WorkflowPage, WorkflowQuery, WorkflowStep, WorkflowSummary,
+};

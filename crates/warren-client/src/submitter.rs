@@ -9,7 +9,7 @@
 
 use uuid::Uuid;
 use warren_broker::{redact_url, BrokerConfig, Publisher, Session, SUBMIT_ROUTING_KEY};
-use warren_core::protocol::JobSpec;
+use warren_core::protocol::{encode, JobSpec, SubmitEnvelope, WorkflowSource, WorkflowSubmission};
 
 use crate::batch::{encode_envelopes, MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
 use crate::error::ClientError;
@@ -89,6 +89,41 @@ impl Submitter {
             }
         }
         Ok(specs.iter().map(|spec| spec.id).collect())
+    }
+
+    /// Submits workflows (definitions or stored templates with variables),
+    /// one envelope each, and returns their ids once every envelope is
+    /// confirmed. A submission without an id gets a fresh one; definitions
+    /// are validated first (an invalid one fails the call before anything
+    /// is published). Templates are instantiated by the coordinator, which
+    /// dead-letters a submission with bad variables: use
+    /// [`crate::ApiClient::submit_workflow`] to get that error back.
+    pub async fn submit_workflows(
+        &self,
+        mut workflows: Vec<WorkflowSubmission>,
+    ) -> Result<Vec<Uuid>, ClientError> {
+        let mut ids = Vec::with_capacity(workflows.len());
+        let mut items = Vec::with_capacity(workflows.len());
+        for workflow in &mut workflows {
+            let id = *workflow.id.get_or_insert_with(warren_core::new_job_id);
+            if let WorkflowSource::Spec(spec) = &workflow.source {
+                spec.validate()
+                    .map_err(|e| ClientError::InvalidWorkflow(e.to_string()))?;
+            }
+            let body = encode(&SubmitEnvelope::with_workflows(vec![workflow.clone()]));
+            if body.len() > MAX_ENVELOPE_BYTES {
+                return Err(ClientError::TooLarge {
+                    id,
+                    size: body.len(),
+                    limit: MAX_ENVELOPE_BYTES,
+                });
+            }
+            ids.push(id);
+            items.push((SUBMIT_ROUTING_KEY.to_owned(), body));
+        }
+        let results = self.publisher.publish_batch(&self.exchange, &items).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(ids)
     }
 
     /// Closes the connection (errors on an already broken one are ignored).

@@ -1,6 +1,7 @@
 //! Intake: consume `Submit` envelopes in batches, fill in their queues' task
-//! defaults, insert their jobs with one statement and one commit, then
-//! acknowledge the whole batch at once.
+//! defaults, insert their jobs with one statement and one commit (and their
+//! workflows, see [`intake_workflows`]), then acknowledge the whole batch at
+//! once.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
 use crate::defaults;
+use crate::intake_workflows;
 use crate::session::SessionError;
 use crate::shared::Shared;
 
@@ -29,7 +31,14 @@ pub(crate) async fn run(
         let Some(accepted) = defaults::fill_intake(&shared, &token, accepted).await? else {
             return Ok(());
         };
-        if !insert(&shared, &token, &accepted).await? {
+        let Some((accepted, workflows)) =
+            intake_workflows::prepare_batch(&shared, &token, accepted).await?
+        else {
+            return Ok(());
+        };
+        if !insert(&shared, &token, &accepted).await?
+            || !intake_workflows::insert(&shared, &token, &accepted, &workflows).await?
+        {
             return Ok(());
         }
         if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {

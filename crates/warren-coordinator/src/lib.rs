@@ -3,7 +3,8 @@
 //!
 //! Each loop lives in its own module. Loops that need RabbitMQ run inside a
 //! broker [`session`] that is rebuilt (with backoff) whenever the connection
-//! fails; loops that only need PostgreSQL (sweeper, gauges, cleanup) run for the whole
+//! fails; loops that only need PostgreSQL (sweeper, gauges, cleanup, the
+//! workflow engine) run for the whole
 //! process and retry database errors. Several coordinators may run at once.
 
 mod api;
@@ -15,6 +16,7 @@ mod defaults;
 mod dispatcher;
 mod gauges;
 mod intake;
+mod intake_workflows;
 mod metrics;
 mod ops_metrics;
 mod redispatch;
@@ -23,6 +25,7 @@ mod retention;
 mod session;
 mod shared;
 mod sweeper;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -80,6 +83,7 @@ pub async fn serve(
     tasks.spawn(sweeper::run(shared.clone(), shutdown.clone()));
     tasks.spawn(gauges::run(shared.clone(), shutdown.clone()));
     tasks.spawn(cleanup::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(workflows::run(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

@@ -44,10 +44,14 @@ pub struct Metrics {
     /// `warren_dispatch_throttled_total{queue}`: claim rounds that left due
     /// jobs waiting because the queue's rate limit had no token left.
     pub dispatch_throttled: IntCounterVec,
+    /// `warren_workflow_transitions_total{from, to}`.
+    pub workflow_transitions: IntCounterVec,
+    /// `warren_workflows_submitted_total{outcome}` (created / duplicate).
+    pub workflows_submitted: IntCounterVec,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
-const REJECT_REASONS: [&str; 8] = [
+const REJECT_REASONS: [&str; 9] = [
     "empty",
     "oversized",
     "invalid_utf8",
@@ -55,6 +59,7 @@ const REJECT_REASONS: [&str; 8] = [
     "unknown_version",
     "schema",
     "invalid_job",
+    "invalid_workflow",
     "database_refused",
 ];
 
@@ -116,6 +121,16 @@ impl Metrics {
             "warren_dispatch_throttled_total",
             "Dispatch rounds in which a queue's rate limit held back due jobs.",
             &["queue"],
+        );
+        let workflow_transitions = counter(
+            "warren_workflow_transitions_total",
+            "Workflow status transitions applied.",
+            &["from", "to"],
+        );
+        let workflows_submitted = counter(
+            "warren_workflows_submitted_total",
+            "Submitted workflows by outcome.",
+            &["outcome"],
         );
         let queue_wait = histogram(
             "warren_queue_wait_seconds",
@@ -191,6 +206,8 @@ impl Metrics {
             ops,
             queue_paused,
             dispatch_throttled,
+            workflow_transitions,
+            workflows_submitted,
         }
     }
 
@@ -228,6 +245,25 @@ impl Metrics {
             .with_label_values(&["created"])
             .inc_by(created as u64);
         self.submitted
+            .with_label_values(&["duplicate"])
+            .inc_by(submitted.saturating_sub(created) as u64);
+    }
+
+    /// Counts workflow status moves.
+    pub fn record_workflow_moves<T: AsRef<str>>(&self, moves: &[(T, T)]) {
+        for (from, to) in moves {
+            self.workflow_transitions
+                .with_label_values(&[from.as_ref(), to.as_ref()])
+                .inc();
+        }
+    }
+
+    /// Counts a submission of `submitted` workflows of which `created` were new.
+    pub fn count_workflows_submitted(&self, submitted: usize, created: usize) {
+        self.workflows_submitted
+            .with_label_values(&["created"])
+            .inc_by(created as u64);
+        self.workflows_submitted
             .with_label_values(&["duplicate"])
             .inc_by(submitted.saturating_sub(created) as u64);
     }

@@ -173,6 +173,15 @@ async fn apply_reports(
             {
                 shared.wake_dispatcher();
             }
+            if outcome.transitions.iter().any(|t| {
+                matches!(
+                    t.to,
+                    JobState::Completed | JobState::Failed | JobState::Timeout
+                )
+            }) {
+                // A workflow step may have ended: its dependents may run now.
+                shared.wake_workflows();
+            }
             DbOutcome::Done(())
         }
         DbOutcome::Rejected(e) => DbOutcome::Rejected(e),

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Wakes the dispatcher (new jobs, due retries, approvals).
     pub(crate) dispatch_wakeup: Notify,
+    /// Wakes the workflow engine (a step ended, a workflow was created).
+    pub(crate) workflow_wakeup: Notify,
     control_tx: mpsc::UnboundedSender<ControlRequest>,
     /// Drained by the control loop of the current broker session.
     pub(crate) control_rx: Mutex<mpsc::UnboundedReceiver<ControlRequest>>,
@@ -32,6 +34,7 @@ impl Shared {
             store,
             metrics: Metrics::new(),
             dispatch_wakeup: Notify::new(),
+            workflow_wakeup: Notify::new(),
             control_tx,
             control_rx: Mutex::new(control_rx),
         }
@@ -57,5 +60,10 @@ impl Shared {
     /// Wakes the dispatcher.
     pub(crate) fn wake_dispatcher(&self) {
         self.dispatch_wakeup.notify_one();
+    }
+
+    /// Wakes the workflow engine (it also polls, so this is only latency).
+    pub(crate) fn wake_workflows(&self) {
+        self.workflow_wakeup.notify_one();
     }
 }

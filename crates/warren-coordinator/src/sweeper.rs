@@ -64,4 +64,5 @@ pub(crate) fn handle(shared: &Shared, outcome: SweepOutcome, reason: &'static st
         shared.send_cancel(worker, *job_id, *attempt, reason);
     }
     shared.wake_dispatcher();
+    shared.wake_workflows();
 }

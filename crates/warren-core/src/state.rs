@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum JobState {
     /// Submitted with `requires_approval`; waits for an operator.
     AwaitingApproval,
-    /// A workflow step waiting on its dependencies.
+    /// A workflow step waiting on its dependencies. It fails without running
+    /// if its payload cannot be built from its parents' results.
     Blocked,
     /// Accepted; dispatchable once `run_at <= now()`.
     Pending,
@@ -61,7 +62,7 @@ impl JobState {
     pub const fn successors(self) -> &'static [JobState] {
         match self {
             AwaitingApproval => &[Pending, Cancelled],
-            Blocked => &[Pending, Skipped, Cancelled],
+            Blocked => &[Pending, Skipped, Cancelled, Failed],
             Pending => &[Queued, Cancelled],
             Queued => &[Running, Pending, Cancelled],
             Running => &[Completed, Failed, Timeout, Cancelled],

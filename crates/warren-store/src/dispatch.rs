@@ -34,6 +34,8 @@ pub struct DispatchedJob {
     pub checkpoint: Option<Value>,
     /// `pending` or `retrying` before the claim.
     pub from_state: String,
+    /// A workflow step's parents' results by step name.
+    pub inputs: Option<Value>,
 }
 
 impl DispatchedJob {
@@ -50,6 +52,10 @@ impl DispatchedJob {
             timeout_ms: self.timeout_ms.map(|t| t as u64),
             max_attempts: self.max_attempts as u32,
             checkpoint: self.checkpoint.clone(),
+            inputs: match &self.inputs {
+                Some(Value::Object(inputs)) => inputs.clone(),
+                _ => Default::default(),
+            },
         }
     }
 
@@ -123,14 +129,16 @@ const CLAIM: &str = "WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now
            FROM due
           WHERE j.id = due.id
          RETURNING j.id, j.queue, j.task_type, j.payload, j.attempt, j.lease, j.timeout_ms,
-                   j.max_attempts, j.checkpoint, due.state::text AS from_state, j.priority, j.run_at),
+                   j.max_attempts, j.checkpoint, due.state::text AS from_state, j.priority, j.run_at,
+                   j.inputs),
      spent AS (
          UPDATE queues q
             SET rate_tokens = r.tokens - s.n, rate_refilled_at = (SELECT now FROM clock)
            FROM room r
            JOIN (SELECT queue, count(*) AS n FROM claimed GROUP BY queue) s ON s.queue = r.name
           WHERE q.name = r.name AND r.rate_limit IS NOT NULL)
-     SELECT id, queue, task_type, payload, attempt, lease, timeout_ms, max_attempts, checkpoint, from_state
+     SELECT id, queue, task_type, payload, attempt, lease, timeout_ms, max_attempts, checkpoint, from_state,
+            inputs
        FROM claimed ORDER BY priority DESC, run_at";
 
 /// Of the rate-limited queues in $1, those left with less than one token

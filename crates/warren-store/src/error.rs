@@ -22,8 +22,19 @@ pub enum StoreError {
     /// The configuration is unusable (bad URL, ...).
     #[error("invalid database configuration: {0}")]
     Config(String),
-    /// A request the caller should fix (e.g. queue settings that do not fit
-    /// together); the message says what is wrong.
+    /// The workflow's status does not allow the requested move.
+    #[error(transparent)]
+    IllegalWorkflowTransition(#[from] warren_core::workflow::IllegalWorkflowTransition),
+    /// Something other than a job does not exist (a workflow, a step, a
+    /// template); the message names it.
+    #[error("{0}")]
+    Missing(String),
+    /// The request contradicts the current state of a workflow or template
+    /// (an illegal workflow transition, recovery attempts exhausted, a
+    /// template version that is not newer); the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is invalid (e.g. names a step the workflow lacks).
     #[error("{0}")]
     Invalid(String),
 }
@@ -52,6 +63,9 @@ impl StoreError {
             StoreError::NotFound(_)
             | StoreError::IllegalTransition(_)
             | StoreError::Config(_)
+            | StoreError::IllegalWorkflowTransition(_)
+            | StoreError::Missing(_)
+            | StoreError::Conflict(_)
             | StoreError::Invalid(_) => false,
         }
     }

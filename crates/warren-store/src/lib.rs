@@ -20,6 +20,7 @@ mod retry;
 mod stats;
 mod stats_report;
 mod sweep;
+mod workflows;
 
 pub use admin::{MoveNote, OperatorMove};
 pub use cleanup::{CleanupBatch, CLEANABLE_STATES};
@@ -40,6 +41,10 @@ pub use stats_report::{
     WINDOW_SECONDS,
 };
 pub use sweep::SweepOutcome;
+pub use workflows::{
+    Cancelled, Evaluation, NewWorkflow, StatusFilter, StepRetried, StepRow, TemplateRow,
+    TemplateSummary, WorkflowEvent, WorkflowFilter, WorkflowRow, WorkflowSummary,
+};
 
 use sqlx::PgPool;
 

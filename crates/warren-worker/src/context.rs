@@ -2,7 +2,7 @@
 //! save checkpoints for its own attempt and observe cancellation — nothing
 //! else, so a handler cannot move its job to an arbitrary state.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -16,6 +16,7 @@ pub struct JobContext {
     task_type: String,
     max_attempts: u32,
     checkpoint: Option<Value>,
+    inputs: Map<String, Value>,
     cancel: CancellationToken,
     reports: mpsc::UnboundedSender<Report>,
 }
@@ -32,6 +33,7 @@ impl JobContext {
             task_type: task.task_type.clone(),
             max_attempts: task.max_attempts,
             checkpoint: task.checkpoint.clone(),
+            inputs: task.inputs.clone(),
             cancel,
             reports,
         }
@@ -75,6 +77,12 @@ impl JobContext {
     /// The last checkpoint an earlier attempt saved, to resume from.
     pub fn checkpoint(&self) -> Option<&Value> {
         self.checkpoint.as_ref()
+    }
+
+    /// For a workflow step: the results of its parents, by step name (`null`
+    /// for a parent that did not complete). Empty for a plain job.
+    pub fn inputs(&self) -> &Map<String, Value> {
+        &self.inputs
     }
 
     /// Reports progress (`percent` is clamped to 0–100) and the current stage.

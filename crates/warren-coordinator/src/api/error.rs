@@ -15,6 +15,9 @@ pub(super) enum ApiError {
     NotFound(String),
     BadRequest(String),
     Conflict(String),
+    /// 409 for a conflict that is not a lifecycle move (e.g. recovery
+    /// attempts exhausted, a template version that is not newer).
+    Refused(String),
     PayloadTooLarge(String),
     MethodNotAllowed,
     Unavailable,
@@ -25,7 +28,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(id) => ApiError::NotFound(format!("job {id} not found")),
             StoreError::IllegalTransition(e) => ApiError::Conflict(e.to_string()),
-            StoreError::Invalid(message) => ApiError::BadRequest(message),
+            StoreError::Missing(m) => ApiError::NotFound(m),
+            StoreError::IllegalWorkflowTransition(e) => ApiError::Conflict(e.to_string()),
+            StoreError::Conflict(m) => ApiError::Refused(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
             other => {
                 tracing::error!(error = %other, "database error in API handler");
                 ApiError::Unavailable
@@ -46,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "illegal_transition", m),
+            ApiError::Refused(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -102,6 +102,7 @@ pub(super) async fn cancel(
         .store
         .cancel_job(id, note::cancellation(body)?)
         .await?;
+    shared.wake_workflows();
     if let Some(worker) = &moved.running_on {
         shared.send_cancel(
             worker,
@@ -113,12 +114,17 @@ pub(super) async fn cancel(
     Ok(respond(&shared, moved))
 }
 
-/// `POST /v1/jobs/{id}/retry`: re-drives a dead job.
+/// `POST /v1/jobs/{id}/retry`: re-drives a dead job (a workflow step is
+/// retried through its workflow).
 pub(super) async fn retry(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let moved = shared.store.retry_job(parse_id(&id)?, "api").await?;
+    let id = parse_id(&id)?;
+    if let Some(answer) = super::workflows::retry_job_step(&shared, id).await? {
+        return Ok(answer);
+    }
+    let moved = shared.store.retry_job(id, "api").await?;
     shared.wake_dispatcher();
     Ok(respond(&shared, moved))
 }

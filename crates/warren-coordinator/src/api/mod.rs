@@ -13,12 +13,14 @@ mod note;
 mod queues;
 mod stats;
 mod system;
+mod templates;
 mod ui;
+mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +54,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
         .route("/queues/{name}/pause", post(queues::pause))
         .route("/queues/{name}/resume", post(queues::resume))
+        .route("/workflows", post(workflows::create).get(workflows::list))
+        .route("/workflows/{id}", get(workflows::get))
+        .route("/workflows/{id}/events", get(workflows::events))
+        .route("/workflows/{id}/pause", post(workflows::pause))
+        .route("/workflows/{id}/resume", post(workflows::resume))
+        .route("/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/workflows/{id}/recover", post(workflows::recover))
+        .route(
+            "/workflows/{id}/steps/{name}/retry",
+            post(workflows::retry_step),
+        )
+        .route("/templates", get(templates::list))
+        .route("/templates/{name}", put(templates::put).get(templates::get))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,

@@ -9,12 +9,14 @@ mod decode;
 mod report;
 mod submit;
 mod task;
+mod workflow;
 
 pub use control::{ControlKind, ControlMessage};
 pub use decode::{decode, encode, DecodeError, Versioned};
 pub use report::{Failure, Heartbeat, JobRef, Report, ReportEnvelope, RetryDecision};
 pub use submit::{InvalidJobSpec, JobSpec, SubmitEnvelope, MAX_PRIORITY};
 pub use task::TaskMessage;
+pub use workflow::{TemplateRef, WorkflowSource, WorkflowSubmission};
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

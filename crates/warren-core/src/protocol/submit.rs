@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Versioned, PROTOCOL_VERSION};
+use super::{Versioned, WorkflowSubmission, PROTOCOL_VERSION};
 use crate::names::validate_name;
 use crate::queue::{TaskDefaults, MAX_TIMEOUT_MS};
 use crate::retry::{RetryPolicy, RetrySpec};
@@ -22,6 +22,10 @@ pub struct SubmitEnvelope {
     pub v: u32,
     /// The jobs to create.
     pub jobs: Vec<JobSpec>,
+    /// Workflows to create (absent in envelopes that carry none, so older
+    /// coordinators and clients are unaffected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<WorkflowSubmission>,
 }
 
 impl SubmitEnvelope {
@@ -30,6 +34,16 @@ impl SubmitEnvelope {
         Self {
             v: PROTOCOL_VERSION,
             jobs,
+            workflows: Vec::new(),
+        }
+    }
+
+    /// An envelope of the current version carrying workflows only.
+    pub fn with_workflows(workflows: Vec<WorkflowSubmission>) -> Self {
+        Self {
+            v: PROTOCOL_VERSION,
+            jobs: Vec::new(),
+            workflows,
         }
     }
 }

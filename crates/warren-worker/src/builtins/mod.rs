@@ -97,6 +97,7 @@ pub(crate) mod testing {
             timeout_ms: None,
             max_attempts: 5,
             checkpoint: None,
+            inputs: Default::default(),
         }
     }
 }
