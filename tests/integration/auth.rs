@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
-use warren_tests::{api_call, TestEnv, TEST_READ_TOKEN, TEST_TOKEN};
+use warren_tests::{api_call, eventually, TestEnv, DEADLINE, TEST_READ_TOKEN, TEST_TOKEN};
 
 /// Every route under `/v1`: method and path, with `{job}` and `{queue}`
 /// standing for an existing job and queue.
@@ -24,7 +24,35 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/queues/{queue}"),
     ("POST", "/v1/queues/{queue}/pause"),
     ("POST", "/v1/queues/{queue}/resume"),
+    ("GET", "/v1/stats"),
+    ("POST", "/v1/cleanup"),
+    ("POST", "/v1/workflows"),
+    ("GET", "/v1/workflows"),
+    ("GET", "/v1/workflows/{workflow}"),
+    ("GET", "/v1/workflows/{workflow}/events"),
+    ("POST", "/v1/workflows/{workflow}/pause"),
+    ("POST", "/v1/workflows/{workflow}/resume"),
+    ("POST", "/v1/workflows/{workflow}/cancel"),
+    ("POST", "/v1/workflows/{workflow}/recover"),
+    ("POST", "/v1/workflows/{workflow}/steps/{step}/retry"),
+    ("GET", "/v1/templates"),
+    ("GET", "/v1/templates/{template}"),
+    ("PUT", "/v1/templates/{template}"),
+    ("GET", "/v1/openapi.json"),
 ];
+
+/// Name of the template the test stores; `{template}` in [`ROUTES`].
+const TEMPLATE: &str = "auth-template";
+
+/// A one-step workflow on queue "default" (which has no worker).
+fn workflow() -> Value {
+    json!({ "name": "auth-flow", "steps": [{ "name": "only", "queue": "default", "type": "echo" }] })
+}
+
+/// Version `version` of a one-step template.
+fn template(version: u32) -> Value {
+    json!({ "name": TEMPLATE, "version": version, "workflow": workflow() })
+}
 
 /// A body a mutating route would accept from the admin token, so a 403 is
 /// not a validation error in disguise.
@@ -35,6 +63,12 @@ fn body_for(method: &str, path: &str) -> Option<String> {
             Some(json!({ "v": 1, "jobs": [spec] }).to_string())
         }
         ("PATCH", _) => Some(json!({ "paused": true, "max_in_flight": 1 }).to_string()),
+        ("POST", "/v1/cleanup") => Some(json!({ "older_than": "1h" }).to_string()),
+        ("POST", "/v1/workflows") => Some(workflow().to_string()),
+        ("POST", "/v1/workflows/{workflow}/recover") => {
+            Some(json!({ "from_step": "only" }).to_string())
+        }
+        ("PUT", "/v1/templates/{template}") => Some(template(2).to_string()),
         _ => None,
     }
 }
@@ -58,10 +92,41 @@ async fn every_route_checks_the_token_and_the_read_only_role() {
     })
     .await;
 
+    let (status, created) = api_call(
+        api,
+        "POST",
+        "/v1/workflows",
+        Some(TEST_TOKEN),
+        Some(&workflow().to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "workflow created: {created}");
+    let flow = created["id"].as_str().expect("workflow id").to_owned();
+    let path = format!("/v1/templates/{TEMPLATE}");
+    let (status, stored) = api_call(
+        api,
+        "PUT",
+        &path,
+        Some(TEST_TOKEN),
+        Some(&template(1).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "template stored: {stored}");
+    let flow_path = format!("/v1/workflows/{flow}");
+    // The engine starts it (pending -> running); its step then waits for a worker.
+    eventually("the workflow running", DEADLINE, || async {
+        let (_, progress) = api_call(api, "GET", &flow_path, Some(TEST_TOKEN), None).await;
+        (progress["status"] == "running").then_some(())
+    })
+    .await;
+
     for (method, template) in ROUTES {
         let path = template
             .replace("{job}", &job.to_string())
-            .replace("{queue}", "default");
+            .replace("{queue}", "default")
+            .replace("{workflow}", &flow)
+            .replace("{step}", "only")
+            .replace("{template}", TEMPLATE);
         let body = body_for(method, template);
         let route = format!("{method} {template}");
 
@@ -105,7 +170,7 @@ async fn every_route_checks_the_token_and_the_read_only_role() {
         store.get_job(job).await.unwrap().state(),
         JobState::AwaitingApproval
     );
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE workflow_id IS NULL")
         .fetch_one(store.pool())
         .await
         .unwrap();
@@ -121,6 +186,24 @@ async fn every_route_checks_the_token_and_the_read_only_role() {
     assert_eq!(
         (&queue["paused"], &queue["max_in_flight"]),
         (&json!(false), &Value::Null)
+    );
+    let workflows: i64 = sqlx::query_scalar("SELECT count(*) FROM workflows")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        workflows, 1,
+        "the refused POST /v1/workflows created nothing"
+    );
+    let (_, after) = api_call(api, "GET", &flow_path, Some(TEST_TOKEN), None).await;
+    assert_eq!(
+        after["status"], "running",
+        "refused workflow moves changed nothing"
+    );
+    let (_, latest) = api_call(api, "GET", &path, Some(TEST_TOKEN), None).await;
+    assert_eq!(
+        latest["version"], 1,
+        "the refused PUT stored no template version"
     );
     // Health and metrics stay open.
     for open in ["/health", "/metrics"] {

@@ -10,6 +10,7 @@ mod error;
 mod jobs;
 mod listing;
 mod note;
+mod openapi;
 mod queues;
 mod stats;
 mod system;
@@ -48,6 +49,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
         .route("/workers", get(system::workers))
+        .route("/openapi.json", get(openapi::get))
         .route("/stats", get(stats::get))
         .route("/cleanup", post(cleanup::run))
         .route("/queues", get(queues::list))
