@@ -11,6 +11,7 @@ mod batch;
 mod config;
 mod control;
 mod dispatcher;
+mod events;
 mod gauges;
 mod intake;
 mod metrics;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use warren_store::Store;
 
 pub use config::*;
-pub use metrics::Metrics;
+pub use metrics::{EventMetrics, Metrics};
 
 use shared::Shared;
 
@@ -73,6 +74,7 @@ pub async fn serve(
     tasks.spawn(api::serve(listener, shared.clone(), shutdown.clone()));
     tasks.spawn(sweeper::run(shared.clone(), shutdown.clone()));
     tasks.spawn(gauges::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(events::tailer::run(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

@@ -60,6 +60,9 @@ struct Args {
     /// RabbitMQ queue type: quorum or classic.
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
+    /// Concurrent Server-Sent Events streams (/v1/events); more get 503.
+    #[arg(long, env = "WARREN_MAX_EVENT_STREAMS", default_value_t = DEFAULT_MAX_EVENT_STREAMS)]
+    max_event_streams: usize,
     /// PostgreSQL pool size.
     #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
     db_pool_size: u32,
@@ -86,6 +89,7 @@ impl Args {
             batch_size: self.batch_size,
             dispatch_window: self.dispatch_window,
             max_payload_bytes: self.max_payload_bytes,
+            max_event_streams: self.max_event_streams,
         }
     }
 }

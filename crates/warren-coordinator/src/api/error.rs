@@ -16,6 +16,8 @@ pub(super) enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     Unavailable,
+    /// 503 for a reason other than the database (a limit, still starting).
+    Busy(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -43,6 +45,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "illegal_transition", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -3,7 +3,9 @@
 
 mod auth;
 mod error;
+mod events;
 mod jobs;
+mod sse;
 mod system;
 
 use std::sync::Arc;
@@ -32,7 +34,8 @@ fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
         .route("/jobs", post(jobs::create).get(jobs::list))
         .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/events", get(events::job_events))
+        .route("/events", get(events::stream))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))
