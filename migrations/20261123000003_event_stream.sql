@@ -8,14 +8,16 @@
 --
 -- `cursor` is the highest event id published such that every lower id is
 -- settled (published, or known to be permanently missing: an aborted
--- transaction or a skipped sequence value). NULL until the first publisher
--- initialises it to the newest event id once every transaction that could
--- hold an older id has finished: events recorded before this migration are
--- history (served over SSE), not published.
+-- transaction or a skipped sequence value). A new database starts at 0 and
+-- publishes everything. A database that already holds events starts at NULL:
+-- the first publisher sets it to the newest event id once every transaction
+-- that could hold an older id has finished, so the events recorded before
+-- this upgrade are history (served over SSE), not published.
 CREATE TABLE event_publication (
     id           smallint PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     cursor       bigint CHECK (cursor >= 0),
     published_at timestamptz
 );
 
-INSERT INTO event_publication (id, cursor) VALUES (1, NULL);
+INSERT INTO event_publication (id, cursor)
+VALUES (1, CASE WHEN EXISTS (SELECT 1 FROM job_events) THEN NULL ELSE 0 END);

@@ -7,6 +7,7 @@
 //! or as real processes of the built binaries.
 
 mod env;
+mod events;
 mod ledger;
 mod metrics;
 mod net;
@@ -14,6 +15,7 @@ mod processes;
 mod wait;
 
 pub use env::{TestEnv, TEST_TOKEN};
+pub use events::{event_rows, read_n, read_until, row_of, EventRow, EventsTap, TappedMessage};
 pub use ledger::Ledger;
 pub use metrics::metric_value;
 pub use net::free_port;

@@ -11,6 +11,7 @@ mod bench;
 mod context;
 mod events;
 mod failure;
+mod follow;
 mod format;
 mod health;
 mod list;
@@ -55,7 +56,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Status { id } => status::run(&ctx, id).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Watch { id } => watch::run(&ctx, id).await,
-        Command::Events { id } => events::run(&ctx, id).await,
+        Command::Events(args) => events::run(&ctx, args).await,
         Command::Cancel { id } => admin::run(&ctx, admin::Action::Cancel, id).await,
         Command::Retry { id } => admin::run(&ctx, admin::Action::Retry, id).await,
         Command::Approve { id } => admin::run(&ctx, admin::Action::Approve, id).await,

@@ -7,7 +7,10 @@
 //! then on it forwards live events above what it has already covered. A
 //! stream that falls behind the live channel (lagged), or receives a batch
 //! the tailer did not read, catches up from the database the same way.
-//! Each SSE event is `id: <event id>`, `event: job`, `data: <JSON>`.
+//! Each SSE event is `id: <event id>`, `event: job`, `data: <JSON>`. The
+//! stream opens with an id-only event naming its starting position, so a
+//! client that reconnects before any event arrived (a stream started at
+//! "now") still resumes exactly where it began.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -81,7 +84,7 @@ pub(super) async fn respond(
         live,
         position,
         catch_up_to: Some(upto),
-        pending: VecDeque::new(),
+        pending: VecDeque::from([Event::default().id(position.to_string())]),
     };
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let event = stream.next().await?;
