@@ -296,3 +296,28 @@ async fn streams_beyond_the_limit_are_refused_and_counted() {
     .await;
     env.cleanup(&[]).await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let api = ApiClient::new(&coordinator.api_url, TEST_TOKEN).unwrap();
+    let mut stream = api.event_stream(&from_start(), None).await.unwrap();
+    coordinator.stop.cancel();
+    tokio::time::timeout(DEADLINE, coordinator.done)
+        .await
+        .expect("the coordinator stops although a stream is open")
+        .expect("coordinator task");
+    let end = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.next_message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(matches!(end, Ok(None)), "a clean end: {end:?}");
+    env.cleanup(&[]).await;
+}

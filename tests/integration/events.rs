@@ -124,36 +124,11 @@ async fn cancel_in_open_transaction(env: &TestEnv, job: Uuid) -> PgConnection {
     conn
 }
 
-#[tokio::test]
-async fn a_late_commit_is_delivered_in_id_order_and_an_aborted_id_is_stepped_over() {
-    let mut env = TestEnv::new().await;
-    let coordinator = env.start_coordinator().await;
-    let store = env.store().await;
-    let api = ApiClient::new(&coordinator.api_url, TEST_TOKEN).unwrap();
-    let tap = EventsTap::bind(&env, &["job.cancelled.*"]).await;
-    let jobs: Vec<Uuid> = api
-        .submit_http((0..4).map(|_| gated("q")).collect())
-        .await
-        .expect("submit")
-        .ids;
-    let (held, later, aborted, last) = (jobs[0], jobs[1], jobs[2], jobs[3]);
-    let mut stream = api
-        .event_stream(
-            &EventSource::All(EventQuery {
-                state: Some(JobState::Cancelled),
-                ..EventQuery::default()
-            }),
-            None,
-        )
-        .await
-        .expect("stream");
-
-    // `held` takes the lower id but commits after `later`.
-    let mut open = cancel_in_open_transaction(&env, held).await;
-    api.cancel(later).await.expect("cancel later");
-    // Both readers have now seen `later` and must be waiting for `held`.
+/// Waits until both readers (SSE tailer, exchange publisher) have read past
+/// a gap and are holding at it.
+async fn both_readers_wait_at_a_gap(api_url: &str) {
     eventually("both readers wait at the gap", DEADLINE, || async {
-        let metrics = reqwest::get(format!("{}/metrics", coordinator.api_url))
+        let metrics = reqwest::get(format!("{api_url}/metrics"))
             .await
             .ok()?
             .text()
@@ -169,6 +144,85 @@ async fn a_late_commit_is_delivered_in_id_order_and_an_aborted_id_is_stepped_ove
         (lag("stream") >= 1.0 && lag("publisher") >= 1.0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn late_commits_are_delivered_in_id_order_and_an_aborted_id_is_stepped_over() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let api = ApiClient::new(&coordinator.api_url, TEST_TOKEN).unwrap();
+    let tap = EventsTap::bind(&env, &["job.cancelled.*"]).await;
+    let jobs: Vec<Uuid> = api
+        .submit_http((0..6).map(|_| gated("q")).collect())
+        .await
+        .expect("submit")
+        .ids;
+    let mut stream = api
+        .event_stream(
+            &EventSource::All(EventQuery {
+                state: Some(JobState::Cancelled),
+                ..EventQuery::default()
+            }),
+            None,
+        )
+        .await
+        .expect("stream");
+    let cancelled = |events: &[warren_client::TransitionEvent]| -> Vec<Uuid> {
+        events.iter().map(|e| e.job_id).collect()
+    };
+
+    // 1. `jobs[0]` takes the lower event id but commits after `jobs[1]`.
+    let mut open = cancel_in_open_transaction(&env, jobs[0]).await;
+    api.cancel(jobs[1]).await.expect("cancel");
+    both_readers_wait_at_a_gap(&coordinator.api_url).await;
+    assert!(
+        tap.drain().await.is_empty(),
+        "nothing published past the gap"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut open)
+        .await
+        .expect("commit");
+    let first = read_n(&mut stream, 2, DEADLINE).await;
+    assert_eq!(
+        cancelled(&first),
+        [jobs[0], jobs[1]],
+        "in id order over SSE"
+    );
+    let published = tap.collect(2, DEADLINE).await;
+    let on_exchange: Vec<Uuid> = published
+        .iter()
+        .flat_map(|m| m.batch.events.iter().map(|e| e.job_id))
+        .collect();
+    assert_eq!(
+        on_exchange,
+        [jobs[0], jobs[1]],
+        "in id order on the exchange"
+    );
+
+    // 2. The same, but the late transaction has the *newer* transaction id,
+    // so it lies at or beyond the snapshots' xmax while it runs.
+    let mut older = PgConnection::connect(&env.db_url).await.expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut older)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut older)
+        .await
+        .expect("an older transaction id");
+    let mut open = cancel_in_open_transaction(&env, jobs[2]).await;
+    sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = now() WHERE id = $1")
+        .bind(jobs[3])
+        .execute(&mut older)
+        .await
+        .expect("cancel");
+    sqlx::query("COMMIT")
+        .execute(&mut older)
+        .await
+        .expect("commit");
+    both_readers_wait_at_a_gap(&coordinator.api_url).await;
     assert!(
         tap.drain().await.is_empty(),
         "nothing published past the gap"
@@ -178,38 +232,31 @@ async fn a_late_commit_is_delivered_in_id_order_and_an_aborted_id_is_stepped_ove
         .await
         .expect("commit");
 
-    // An aborted transaction leaves a hole in the ids for good.
-    let mut rolled_back = cancel_in_open_transaction(&env, aborted).await;
+    // 3. An aborted transaction leaves a hole in the ids for good.
+    let mut rolled_back = cancel_in_open_transaction(&env, jobs[4]).await;
     sqlx::query("ROLLBACK")
         .execute(&mut rolled_back)
         .await
         .expect("rollback");
-    api.cancel(last).await.expect("cancel last");
+    api.cancel(jobs[5]).await.expect("cancel");
 
-    let streamed = read_n(&mut stream, 3, DEADLINE).await;
-    let order: Vec<Uuid> = streamed.iter().map(|e| e.job_id).collect();
-    assert_eq!(order, [held, later, last], "in id order over SSE");
-    let published: Vec<Uuid> = tap
+    let rest = read_n(&mut stream, 3, DEADLINE).await;
+    assert_eq!(cancelled(&rest), [jobs[2], jobs[3], jobs[5]], "over SSE");
+    let on_exchange: Vec<Uuid> = tap
         .collect(3, DEADLINE)
         .await
         .iter()
         .flat_map(|m| m.batch.events.iter().map(|e| e.job_id))
         .collect();
-    assert_eq!(
-        published,
-        [held, later, last],
-        "in id order on the exchange"
-    );
+    assert_eq!(on_exchange, [jobs[2], jobs[3], jobs[5]], "on the exchange");
     let rows: Vec<_> = event_rows(&store)
         .await
         .into_iter()
         .filter(|row| row.3 == "cancelled")
         .collect();
-    assert_eq!(streamed.iter().map(row_of).collect::<Vec<_>>(), rows);
-    assert!(
-        rows[2].0 > rows[1].0 + 1,
-        "the aborted transaction's id is a gap"
-    );
+    let streamed: Vec<_> = first.iter().chain(&rest).map(row_of).collect();
+    assert_eq!(streamed, rows, "exactly job_events");
+    assert!(rows[4].0 > rows[3].0 + 1, "the aborted id is a gap");
     tap.close().await;
     env.cleanup(&[]).await;
 }

@@ -26,11 +26,14 @@ const EVENT_COLUMNS: &str = "e.id, e.job_id, COALESCE(j.queue, '') AS queue,
     e.from_state::text AS from_state, e.to_state::text AS to_state, e.attempt,
     e.worker_id, e.at, e.detail";
 
-/// The snapshot the statement runs under (as 64-bit transaction ids) and
-/// the newest event id. In one statement with the read, so both describe
-/// exactly the same view of the table.
+/// The `xmin` of the snapshot the statement runs under (a 64-bit
+/// transaction id) and the newest event id. In one statement with the read,
+/// so both describe exactly the same view of the table.
+///
+/// The snapshot's `xmax` is deliberately not used: PostgreSQL sets it to one
+/// past the latest *completed* transaction, so a running transaction may
+/// have a larger id. [`Store::xid_bound`] gives a true upper bound.
 const SNAPSHOT: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-    pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
     COALESCE((SELECT max(id) FROM job_events), 0) AS max_id";
 
 /// The first `$2` events with an id above `$1`, with every column. Each
@@ -50,12 +53,9 @@ const TAIL_ID_SOURCES: &str = "SELECT id FROM job_events WHERE id > $1 ORDER BY 
 /// What the database looked like when a tail read ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TailSnapshot {
-    /// Oldest transaction still running (`pg_snapshot_xmin`): every older
-    /// one has committed or aborted.
+    /// `pg_snapshot_xmin`: no transaction with a smaller id was still
+    /// running; each had committed (and is visible) or aborted.
     pub xmin: u64,
-    /// First transaction id not yet assigned (`pg_snapshot_xmax`): every
-    /// transaction that had started by then has a smaller id.
-    pub xmax: u64,
     /// The newest event id visible (0 when there is none).
     pub max_id: i64,
 }
@@ -119,7 +119,7 @@ impl Store {
     pub async fn tail_event_ids(&self, after: i64, limit: i64) -> Result<Tail<i64>, StoreError> {
         let sql = format!(
             "WITH snap AS ({SNAPSHOT}), ev AS ({TAIL_ID_SOURCES})
-             SELECT snap.xmin, snap.xmax, snap.max_id, ev.id
+             SELECT snap.xmin, snap.max_id, ev.id
                FROM snap LEFT JOIN ev ON true ORDER BY ev.id"
         );
         let rows = sqlx::query(&sql)
@@ -174,6 +174,19 @@ impl Store {
     /// The current snapshot and newest event id, without reading events.
     pub async fn event_snapshot(&self) -> Result<TailSnapshot, StoreError> {
         event_snapshot(&self.pool).await
+    }
+
+    /// One more than a transaction id assigned now (in a transaction that is
+    /// rolled back at once): greater than the id of every transaction that
+    /// had one before the call. Once a snapshot's `xmin` reaches it, all of
+    /// those have finished. Costs one transaction id.
+    pub async fn xid_bound(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(xid as u64 + 1)
     }
 
     /// Claims the right to publish events: `None` when another coordinator
@@ -251,7 +264,7 @@ async fn tail_events<'e>(
     let sources = tail_sources();
     let sql = format!(
         "WITH snap AS ({SNAPSHOT}), ev AS ({sources})
-         SELECT snap.xmin, snap.xmax, snap.max_id, ev.*
+         SELECT snap.xmin, snap.max_id, ev.*
            FROM snap LEFT JOIN ev ON true ORDER BY ev.id"
     );
     let rows = sqlx::query(&sql)
@@ -283,7 +296,6 @@ fn snapshot_of(rows: &[PgRow]) -> Result<TailSnapshot, StoreError> {
     };
     Ok(TailSnapshot {
         xmin: xid("xmin")?,
-        xmax: xid("xmax")?,
         max_id: row.try_get("max_id")?,
     })
 }

@@ -12,18 +12,27 @@
 //! will). When a gap is first seen, some higher id is visible, so the
 //! transaction holding the missing id had taken it — and, because events are
 //! written after the job row, already had a transaction id — before that
-//! read's snapshot: its transaction id is below the snapshot's `xmax`. Once a
-//! later snapshot's `xmin` reaches that remembered `xmax`, every such
-//! transaction has finished, so if the id is still missing it is missing for
-//! good and the tracker steps over it.
+//! read. Right after the read the reader obtains a *bound*: one more than a
+//! transaction id assigned at that moment, hence above every transaction id
+//! assigned before the read. Once a later snapshot's `xmin` reaches the
+//! bound, every transaction that could hold the missing id has finished: if
+//! it is still missing it is missing for good, and the tracker steps over it.
+//!
+//! The bound cannot be the read's own `pg_snapshot_xmax`: PostgreSQL sets it
+//! to one past the latest *completed* transaction, and a transaction that is
+//! still running may have a larger id (the simulation test below shows the
+//! loss that follows).
 
-/// A run of missing ids, `start..=end`, first seen under a snapshot whose
-/// `xmax` was `seen_xmax`.
+/// Bound of a gap whose bound has not been supplied yet: never settles.
+const UNKNOWN: u64 = u64::MAX;
+
+/// A run of missing ids, `start..=end`, and the `xmin` at which every
+/// transaction that could hold one of them has finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Gap {
     start: i64,
     end: i64,
-    seen_xmax: u64,
+    bound: u64,
 }
 
 impl Gap {
@@ -71,7 +80,7 @@ impl GapTracker {
 
     /// Moves the cursor to `cursor` (settled by someone else, e.g. another
     /// coordinator that published meanwhile). Gaps above it stay
-    /// remembered: what was seen about them is still true.
+    /// remembered: what was learnt about them is still true.
     pub(crate) fn reset(&mut self, cursor: i64) {
         self.cursor = cursor;
         self.gaps.retain(|g| g.end > cursor);
@@ -81,10 +90,11 @@ impl GapTracker {
     }
 
     /// Takes one read: `ids` are the ascending ids above the cursor that a
-    /// statement saw under a snapshot with `xmin` and `xmax`. Returns how
-    /// many of them (a prefix) are settled, and moves the cursor past them.
-    pub(crate) fn advance(&mut self, ids: &[i64], xmin: u64, xmax: u64) -> Advance {
-        let runs = self.missing_runs(ids, xmax);
+    /// statement saw under a snapshot with `xmin`. Returns how many of them
+    /// (a prefix) are settled, and moves the cursor past them. Gaps seen for
+    /// the first time wait for [`GapTracker::set_bound`].
+    pub(crate) fn advance(&mut self, ids: &[i64], xmin: u64) -> Advance {
+        let runs = self.missing_runs(ids);
         let mut advance = Advance::default();
         let mut runs_left = runs.iter().peekable();
         for (index, &id) in ids.iter().enumerate() {
@@ -94,8 +104,8 @@ impl GapTracker {
                     .peek()
                     .expect("every jump in the ids is a missing run");
                 debug_assert_eq!((gap.start, gap.end), (self.cursor + 1, id - 1));
-                if xmin < gap.seen_xmax {
-                    break; // a transaction that may hold these ids is still running
+                if xmin < gap.bound {
+                    break; // a transaction that may hold these ids may still run
                 }
                 runs_left.next();
                 advance.skipped += gap.len();
@@ -107,11 +117,23 @@ impl GapTracker {
         advance
     }
 
+    /// Whether the last read found gaps that need a bound.
+    pub(crate) fn needs_bound(&self) -> bool {
+        self.gaps.iter().any(|g| g.bound == UNKNOWN)
+    }
+
+    /// Gives the gaps first seen in the last read their bound: one more than
+    /// a transaction id assigned after that read.
+    pub(crate) fn set_bound(&mut self, bound: u64) {
+        for gap in self.gaps.iter_mut().filter(|g| g.bound == UNKNOWN) {
+            gap.bound = bound;
+        }
+    }
+
     /// The missing runs between the cursor and the last id read, each with
-    /// the `xmax` under which it was first seen: inherited from the gaps
-    /// already known when they cover it entirely, else the current one (the
-    /// later, the more careful).
-    fn missing_runs(&self, ids: &[i64], xmax: u64) -> Vec<Gap> {
+    /// the bound of the gaps already known when they cover it entirely
+    /// (the latest of them), else unknown.
+    fn missing_runs(&self, ids: &[i64]) -> Vec<Gap> {
         let mut runs = Vec::new();
         let mut previous = self.cursor;
         for &id in ids {
@@ -120,7 +142,7 @@ impl GapTracker {
                 runs.push(Gap {
                     start,
                     end,
-                    seen_xmax: self.first_seen(start, end).unwrap_or(xmax),
+                    bound: self.known_bound(start, end).unwrap_or(UNKNOWN),
                 });
             }
             previous = previous.max(id);
@@ -128,20 +150,20 @@ impl GapTracker {
         runs
     }
 
-    /// The latest `seen_xmax` of the known gaps overlapping `start..=end`,
-    /// if they cover all of it.
-    fn first_seen(&self, start: i64, end: i64) -> Option<u64> {
+    /// The latest bound of the known gaps overlapping `start..=end`, if they
+    /// cover all of it.
+    fn known_bound(&self, start: i64, end: i64) -> Option<u64> {
         let mut covered = 0u64;
-        let mut seen = None;
+        let mut bound = None;
         for gap in &self.gaps {
             let (from, to) = (gap.start.max(start), gap.end.min(end));
             if from <= to {
                 covered += (to - from + 1) as u64;
-                seen = seen.max(Some(gap.seen_xmax));
+                bound = bound.max(Some(gap.bound));
             }
         }
         (covered == (end - start + 1) as u64)
-            .then_some(seen)
+            .then_some(bound)
             .flatten()
     }
 }
@@ -150,150 +172,114 @@ impl GapTracker {
 mod tests {
     use super::*;
 
+    /// One read under `xmin`, then the bound a reader fetches after it
+    /// (one past a transaction id assigned then) if new gaps need one.
+    fn read(t: &mut GapTracker, ids: &[i64], xmin: u64, bound: u64) -> Advance {
+        let advance = t.advance(ids, xmin);
+        if t.needs_bound() {
+            t.set_bound(bound);
+        }
+        advance
+    }
+
+    fn settled(emit: usize, skipped: u64) -> Advance {
+        Advance { emit, skipped }
+    }
+
     #[test]
     fn a_contiguous_run_is_emitted_whole() {
         let mut t = GapTracker::new(10);
-        let a = t.advance(&[11, 12, 13], 5, 9);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 3,
-                skipped: 0
-            }
-        );
+        assert_eq!(read(&mut t, &[11, 12, 13], 5, 9), settled(3, 0));
         assert_eq!(t.cursor(), 13);
-        assert_eq!(t.advance(&[], 5, 9), Advance::default());
+        assert!(!t.needs_bound());
+        assert_eq!(read(&mut t, &[], 5, 9), Advance::default());
     }
 
     #[test]
     fn a_gap_stops_emission_until_the_missing_id_commits() {
         let mut t = GapTracker::new(0);
-        // 2 is held by a running transaction (xid 100); xmax is 105.
-        assert_eq!(t.advance(&[1, 3, 4], 100, 105).emit, 1);
-        assert_eq!(t.cursor(), 1);
-        assert_eq!(t.open_gaps(), 1);
+        // 2 is held by a running transaction (xid 100); the bound is 106.
+        assert_eq!(t.advance(&[1, 3, 4], 100).emit, 1);
+        assert!(t.needs_bound());
+        t.set_bound(106);
+        assert_eq!((t.cursor(), t.open_gaps()), (1, 1));
         // Still running: nothing moves however often we look.
-        assert_eq!(t.advance(&[3, 4, 5], 100, 110).emit, 0);
+        assert_eq!(read(&mut t, &[3, 4, 5], 100, 120).emit, 0);
         // It commits: 2 appears and everything behind it follows, in order.
-        let a = t.advance(&[2, 3, 4, 5], 110, 111);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 4,
-                skipped: 0
-            }
-        );
+        assert_eq!(read(&mut t, &[2, 3, 4, 5], 110, 130), settled(4, 0));
         assert_eq!((t.cursor(), t.open_gaps()), (5, 0));
     }
 
     #[test]
-    fn an_aborted_id_is_stepped_over_once_every_older_transaction_finished() {
+    fn an_aborted_id_is_stepped_over_once_xmin_reaches_the_bound() {
         let mut t = GapTracker::new(0);
-        assert_eq!(t.advance(&[1, 3], 100, 105).emit, 1);
-        // xmin has not reached the xmax under which the gap was first seen.
-        assert_eq!(t.advance(&[3], 104, 120).emit, 0);
-        // Now it has: the remembered xmax (105) counts, not the current (130).
-        let a = t.advance(&[3], 105, 130);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 1,
-                skipped: 1
-            }
-        );
+        assert_eq!(read(&mut t, &[1, 3], 100, 105).emit, 1);
+        assert_eq!(read(&mut t, &[3], 104, 120).emit, 0);
+        // The bound from the first sighting (105) counts, not a later one.
+        assert_eq!(read(&mut t, &[3], 105, 130), settled(1, 1));
         assert_eq!((t.cursor(), t.open_gaps()), (3, 0));
+    }
+
+    #[test]
+    fn a_gap_without_a_bound_never_settles() {
+        let mut t = GapTracker::new(0);
+        assert_eq!(t.advance(&[1, 3], 100).emit, 1);
+        assert_eq!(t.advance(&[3], u64::MAX - 1).emit, 0);
+        assert!(t.needs_bound());
     }
 
     #[test]
     fn a_long_aborted_run_is_stepped_over_at_once() {
         let mut t = GapTracker::new(0);
-        assert_eq!(t.advance(&[501, 502], 50, 60).emit, 0);
-        let a = t.advance(&[501, 502, 503], 60, 70);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 3,
-                skipped: 500
-            }
-        );
+        assert_eq!(read(&mut t, &[501, 502], 50, 60).emit, 0);
+        assert_eq!(read(&mut t, &[501, 502, 503], 60, 70), settled(3, 500));
         assert_eq!(t.cursor(), 503);
     }
 
     #[test]
-    fn later_gaps_keep_the_xmax_they_were_first_seen_with() {
+    fn later_gaps_keep_the_bound_of_their_first_sighting() {
         let mut t = GapTracker::new(0);
-        // Gaps at 2 and 4, both first seen under xmax 10.
-        assert_eq!(t.advance(&[1, 3, 5], 8, 10).emit, 1);
-        // Under xmin 10 both are settled, although the current xmax is 50.
-        let a = t.advance(&[3, 5, 6], 10, 50);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 3,
-                skipped: 2
-            }
-        );
+        // Gaps at 2 and 4, both first seen before transaction 9 was assigned.
+        assert_eq!(read(&mut t, &[1, 3, 5], 8, 10).emit, 1);
+        assert_eq!(read(&mut t, &[3, 5, 6], 10, 50), settled(3, 2));
         assert_eq!(t.cursor(), 6);
     }
 
     #[test]
-    fn a_gap_seen_later_gets_the_later_xmax() {
+    fn a_gap_seen_later_gets_a_later_bound() {
         let mut t = GapTracker::new(0);
-        assert_eq!(t.advance(&[1, 3], 8, 10).emit, 1);
-        // 5 is missing for the first time now, under xmax 40.
-        let a = t.advance(&[3, 4, 6], 10, 40);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 2,
-                skipped: 1
-            }
-        );
+        assert_eq!(read(&mut t, &[1, 3], 8, 10).emit, 1);
+        // 5 is missing for the first time now; its bound is 40.
+        assert_eq!(read(&mut t, &[3, 4, 6], 10, 40), settled(2, 1));
         assert_eq!(t.cursor(), 4);
-        assert_eq!(t.advance(&[6], 39, 45).emit, 0);
-        assert_eq!(
-            t.advance(&[6], 40, 45),
-            Advance {
-                emit: 1,
-                skipped: 1
-            }
-        );
+        assert_eq!(read(&mut t, &[6], 39, 45).emit, 0);
+        assert_eq!(read(&mut t, &[6], 40, 45), settled(1, 1));
     }
 
     #[test]
     fn a_run_partly_filled_keeps_its_first_sighting_for_the_rest() {
         let mut t = GapTracker::new(0);
-        assert_eq!(t.advance(&[1, 5], 8, 10).emit, 1); // 2..=4 missing
-                                                       // 3 commits; 2 and 4 are still missing and still date from xmax 10.
-        let a = t.advance(&[3, 5], 10, 90);
-        assert_eq!(
-            a,
-            Advance {
-                emit: 2,
-                skipped: 2
-            }
-        );
+        assert_eq!(read(&mut t, &[1, 5], 8, 10).emit, 1); // 2..=4 missing
+                                                          // 3 commits; 2 and 4 are still missing and still date from bound 10.
+        assert_eq!(read(&mut t, &[3, 5], 10, 90), settled(2, 2));
         assert_eq!(t.cursor(), 5);
     }
 
     #[test]
     fn reset_moves_the_cursor_and_keeps_gaps_above_it() {
         let mut t = GapTracker::new(0);
-        assert_eq!(t.advance(&[1, 3, 6], 8, 10).emit, 1); // gaps 2, 4..=5
+        assert_eq!(read(&mut t, &[1, 3, 6], 8, 10).emit, 1); // gaps 2, 4..=5
         t.reset(4);
         assert_eq!(t.cursor(), 4);
         assert_eq!(t.open_gaps(), 1);
-        assert_eq!(
-            t.advance(&[6], 10, 11),
-            Advance {
-                emit: 1,
-                skipped: 1
-            }
-        );
+        assert_eq!(read(&mut t, &[6], 10, 11), settled(1, 1));
     }
 
     /// A simulated database: transactions get an xid when they begin, then
-    /// take ids from a sequence, then commit or abort, in any interleaving.
+    /// take ids from a sequence, then commit or abort, in any interleaving;
+    /// snapshots are computed as PostgreSQL computes them. (Using the
+    /// snapshot's `xmax` as the bound instead of a freshly assigned id makes
+    /// this test fail: ids are lost.)
     mod simulation {
         use std::collections::BTreeSet;
 
@@ -323,6 +309,7 @@ mod tests {
         #[derive(Default)]
         struct Database {
             next_xid: u64,
+            latest_completed: u64,
             next_id: i64,
             /// Running transactions: (xid, ids taken).
             running: Vec<(u64, Vec<i64>)>,
@@ -334,19 +321,35 @@ mod tests {
                 (!self.running.is_empty()).then(|| n % self.running.len())
             }
 
-            /// (ids above `after`, at most `limit`), xmin, xmax.
-            fn read(&self, after: i64, limit: usize) -> (Vec<i64>, u64, u64) {
-                let xmax = self.next_xid;
-                let xmin = self.running.iter().map(|t| t.0).min().unwrap_or(xmax);
+            /// (ids above `after`, at most `limit`), xmin.
+            fn read(&self, after: i64, limit: usize) -> (Vec<i64>, u64) {
+                // As PostgreSQL computes them: xmax is one past the latest
+                // *completed* transaction, not the next one to be assigned.
+                let xmax = self.latest_completed + 1;
+                let xmin = self
+                    .running
+                    .iter()
+                    .map(|t| t.0)
+                    .filter(|x| *x < xmax)
+                    .min()
+                    .unwrap_or(xmax);
                 let ids = self.committed.range(after + 1..).take(limit).copied();
-                (ids.collect(), xmin, xmax)
+                (ids.collect(), xmin)
             }
         }
 
-        fn read(db: &Database, tracker: &mut GapTracker, emitted: &mut Vec<i64>) {
-            let (ids, xmin, xmax) = db.read(tracker.cursor(), 4);
-            let advance = tracker.advance(&ids, xmin, xmax);
+        /// What a reader does: one read, then — if it found new gaps — a
+        /// transaction that takes an id and rolls back, for the bound.
+        fn read(db: &mut Database, tracker: &mut GapTracker, emitted: &mut Vec<i64>) {
+            let (ids, xmin) = db.read(tracker.cursor(), 4);
+            let advance = tracker.advance(&ids, xmin);
             emitted.extend_from_slice(&ids[..advance.emit]);
+            if tracker.needs_bound() {
+                let xid = db.next_xid;
+                db.next_xid += 1;
+                db.latest_completed = db.latest_completed.max(xid);
+                tracker.set_bound(xid + 1);
+            }
         }
 
         proptest! {
@@ -354,7 +357,7 @@ mod tests {
 
             #[test]
             fn every_committed_id_is_emitted_once_in_order(ops in prop::collection::vec(op(), 1..120)) {
-                let mut db = Database { next_xid: 100, next_id: 1, ..Database::default() };
+                let mut db = Database { next_xid: 100, latest_completed: 99, next_id: 1, ..Database::default() };
                 let mut tracker = GapTracker::new(0);
                 let mut emitted = Vec::new();
                 for op in ops {
@@ -368,23 +371,26 @@ mod tests {
                             db.next_id += 1;
                         },
                         Op::Commit(n) => if let Some(i) = db.pick(n) {
-                            let (_, ids) = db.running.remove(i);
+                            let (xid, ids) = db.running.remove(i);
+                            db.latest_completed = db.latest_completed.max(xid);
                             db.committed.extend(ids);
                         },
                         Op::Abort(n) => if let Some(i) = db.pick(n) {
-                            db.running.remove(i);
+                            let (xid, _) = db.running.remove(i);
+                            db.latest_completed = db.latest_completed.max(xid);
                         },
-                        Op::Read => read(&db, &mut tracker, &mut emitted),
+                        Op::Read => read(&mut db, &mut tracker, &mut emitted),
                     }
                     // Nothing emitted may ever be followed by a smaller id.
                     prop_assert!(emitted.windows(2).all(|w| w[0] < w[1]), "{emitted:?}");
                 }
                 // Everything finishes; the reader catches up.
-                for (_, ids) in std::mem::take(&mut db.running) {
+                for (xid, ids) in std::mem::take(&mut db.running) {
+                    db.latest_completed = db.latest_completed.max(xid);
                     db.committed.extend(ids);
                 }
                 for _ in 0..200 {
-                    read(&db, &mut tracker, &mut emitted);
+                    read(&mut db, &mut tracker, &mut emitted);
                 }
                 let expected: Vec<i64> = db.committed.iter().copied().collect();
                 prop_assert_eq!(emitted, expected);

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, Publisher, Session};
-use warren_store::{StoreError, TailSnapshot};
+use warren_store::StoreError;
 
 use super::gaps::GapTracker;
 use super::messages::{pack, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES};
-use super::tailer::is_past;
+use super::tailer::Barrier;
 use crate::session::SessionError;
 use crate::shared::Shared;
 
@@ -56,8 +56,8 @@ enum TickError {
 struct State {
     /// The settled cursor and the gaps seen above it.
     tracker: Option<GapTracker>,
-    /// While the stored cursor is still unset: the snapshot to wait out.
-    barrier: Option<TailSnapshot>,
+    /// While the stored cursor is still unset: where it will start.
+    barrier: Option<Barrier>,
 }
 
 /// Publishes until the session ends. Broker failures end the session;
@@ -116,16 +116,16 @@ async fn tick(
     let Some(cursor) = claim.cursor() else {
         // First publisher ever: start at the newest event once nothing
         // older can still commit (events before that are history).
-        let now = claim.snapshot().await?;
         return match state.barrier {
-            Some(first) if is_past(&now, &first) => {
-                claim.advance(first.max_id).await?;
-                tracing::info!(cursor = first.max_id, "event publication started");
+            Some(barrier) if barrier.is_passed(&claim.snapshot().await?) => {
+                claim.advance(barrier.max_id).await?;
+                tracing::info!(cursor = barrier.max_id, "event publication started");
                 Ok(Tick::Full)
             }
             Some(_) => Ok(Tick::Idle),
             None => {
-                state.barrier = Some(now);
+                claim.release().await?;
+                state.barrier = Some(Barrier::take(&shared.store).await?);
                 Ok(Tick::Idle)
             }
         };
@@ -141,7 +141,10 @@ async fn tick(
     }
     let tail = claim.tail_events(cursor, PUBLISH_BATCH).await?;
     let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
-    let advance = tracker.advance(&ids, tail.snapshot.xmin, tail.snapshot.xmax);
+    let advance = tracker.advance(&ids, tail.snapshot.xmin);
+    if tracker.needs_bound() {
+        tracker.set_bound(shared.store.xid_bound().await?);
+    }
     let settled = tracker.cursor();
     lag.set(tail.snapshot.max_id.saturating_sub(settled));
     if settled == cursor {

@@ -75,7 +75,7 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
     let (snapshot, read, items) = if shared.events.has_listeners() {
         let tail = shared.store.tail_events(before, TAIL_BATCH).await?;
         let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
-        let emit = advance(shared, tracker, &ids, &tail.snapshot);
+        let emit = advance(shared, tracker, &ids, &tail.snapshot).await?;
         let items = tail
             .events
             .into_iter()
@@ -87,7 +87,7 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
         // Nobody listened when we looked; a stream that subscribes meanwhile
         // is told to read the settled run from the database (`None`).
         let tail = shared.store.tail_event_ids(before, TAIL_BATCH).await?;
-        advance(shared, tracker, &tail.events, &tail.snapshot);
+        advance(shared, tracker, &tail.events, &tail.snapshot).await?;
         (tail.snapshot, tail.events.len(), None)
     };
     shared.events.publish(tracker.cursor(), items);
@@ -100,9 +100,18 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
     Ok(read as i64 == TAIL_BATCH)
 }
 
-/// Feeds one read to the tracker; returns how many events to emit.
-fn advance(shared: &Shared, tracker: &mut GapTracker, ids: &[i64], s: &TailSnapshot) -> usize {
-    let advance = tracker.advance(ids, s.xmin, s.xmax);
+/// Feeds one read to the tracker (fetching a bound for new gaps); returns
+/// how many events to emit.
+async fn advance(
+    shared: &Shared,
+    tracker: &mut GapTracker,
+    ids: &[i64],
+    s: &TailSnapshot,
+) -> Result<usize, StoreError> {
+    let advance = tracker.advance(ids, s.xmin);
+    if tracker.needs_bound() {
+        tracker.set_bound(shared.store.xid_bound().await?);
+    }
     if advance.skipped > 0 {
         shared
             .metrics
@@ -111,21 +120,21 @@ fn advance(shared: &Shared, tracker: &mut GapTracker, ids: &[i64], s: &TailSnaps
             .with_label_values(&["stream"])
             .inc_by(advance.skipped);
     }
-    advance.emit
+    Ok(advance.emit)
 }
 
 /// A settled starting point: the newest event id, once every transaction
-/// that was running when it was read has finished (so no lower id can
-/// still appear). `Ok(None)` on shutdown.
+/// that could hold a lower id has finished (see [`Barrier`]). `Ok(None)` on
+/// shutdown.
 pub(crate) async fn settled_start(
     store: &Store,
     poll: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Option<i64>, StoreError> {
-    let first = store.event_snapshot().await?;
+    let barrier = Barrier::take(store).await?;
     loop {
-        if is_past(&store.event_snapshot().await?, &first) {
-            return Ok(Some(first.max_id));
+        if barrier.is_passed(&store.event_snapshot().await?) {
+            return Ok(Some(barrier.max_id));
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(None),
@@ -134,7 +143,23 @@ pub(crate) async fn settled_start(
     }
 }
 
-/// Whether every transaction running at `earlier` has finished by `now`.
-pub(crate) fn is_past(now: &TailSnapshot, earlier: &TailSnapshot) -> bool {
-    now.xmin >= earlier.xmax
+/// The newest event id and a bound taken after reading it: once a
+/// snapshot's `xmin` reaches the bound, every transaction that could hold a
+/// lower id has finished, so `max_id` is settled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Barrier {
+    pub(crate) max_id: i64,
+    bound: u64,
+}
+
+impl Barrier {
+    pub(crate) async fn take(store: &Store) -> Result<Self, StoreError> {
+        let max_id = store.event_snapshot().await?.max_id;
+        let bound = store.xid_bound().await?;
+        Ok(Self { max_id, bound })
+    }
+
+    pub(crate) fn is_passed(&self, now: &TailSnapshot) -> bool {
+        now.xmin >= self.bound
+    }
 }
