@@ -575,6 +575,7 @@ fn dashboard_queries_use_exported_metrics_and_labels() {
         "warren_rejected_messages_total",
         "warren_worker_running",
         "warren_worker_jobs_total",
+        "warren_events_lag",
     ] {
         assert!(
             checker.metrics_used.contains(metric),

@@ -72,11 +72,8 @@ pub(crate) enum Command {
         /// Job id.
         id: Uuid,
     },
-    /// Show a job's event log.
-    Events {
-        /// Job id.
-        id: Uuid,
-    },
+    /// Show a job's event log, or follow events live with --follow.
+    Events(EventsArgs),
     /// Cancel a job (a running one is told to stop).
     Cancel {
         /// Job id.
@@ -209,6 +206,43 @@ pub(crate) struct SubmitArgs {
     pub(crate) count: u32,
 }
 
+/// `warren events`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EventsArgs {
+    /// Job id (required unless --follow).
+    #[arg(required_unless_present = "follow")]
+    pub(crate) id: Option<Uuid>,
+    /// Stream events as they happen (Server-Sent Events), reconnecting after
+    /// a disconnect without losing any. With an ID: the job's history, then
+    /// live until it is completed, cancelled or skipped. Without: every
+    /// job's events from now on, until interrupted.
+    #[arg(long, short)]
+    pub(crate) follow: bool,
+    /// Only jobs on this queue (--follow without an ID).
+    #[arg(long, requires = "follow", conflicts_with = "id")]
+    pub(crate) queue: Option<String>,
+    /// Only jobs of this task type (--follow without an ID).
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        requires = "follow",
+        conflicts_with = "id"
+    )]
+    pub(crate) task_type: Option<String>,
+    /// Only moves into this state (--follow without an ID).
+    #[arg(long, value_parser = parse_state, requires = "follow", conflicts_with = "id")]
+    pub(crate) state: Option<JobState>,
+    /// Start after this event id (0: from the beginning) instead of now
+    /// (--follow without an ID).
+    #[arg(
+        long,
+        value_name = "EVENT_ID",
+        requires = "follow",
+        conflicts_with = "id"
+    )]
+    pub(crate) after: Option<i64>,
+}
+
 /// `warren list`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ListArgs {
@@ -282,6 +316,20 @@ mod tests {
         .unwrap();
         assert!(cli.global.json);
         assert!(matches!(cli.command, Command::Status { .. }));
+    }
+
+    #[test]
+    fn events_needs_an_id_unless_following() {
+        assert!(Cli::try_parse_from(["warren", "events"]).is_err());
+        let cli = Cli::try_parse_from(["warren", "events", "--follow", "--queue", "q"]).unwrap();
+        let Command::Events(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.follow && args.id.is_none());
+        assert_eq!(args.queue.as_deref(), Some("q"));
+        let id = "0190b6c4-5c2e-7d2a-9f00-000000000001";
+        assert!(Cli::try_parse_from(["warren", "events", id, "--queue", "q"]).is_err());
+        assert!(Cli::try_parse_from(["warren", "events", id, "-f"]).is_ok());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `warren events ID`: a job's audit log, every page of it, as a table.
+//! With `--follow`, the live stream instead (see [`crate::follow`]).
 
 use std::process::ExitCode;
 
 use uuid::Uuid;
 use warren_client::JobEvent;
 
+use crate::args::EventsArgs;
 use crate::context::Context;
 use crate::failure::CliError;
 use crate::format::{compact_json, timestamp_ms};
@@ -17,7 +19,15 @@ const MAX_DETAIL_CHARS: usize = 120;
 const MAX_PAGES: usize = 10_000;
 
 /// Runs `warren events`.
-pub(crate) async fn run(ctx: &Context, id: Uuid) -> Result<ExitCode, CliError> {
+pub(crate) async fn run(ctx: &Context, args: EventsArgs) -> Result<ExitCode, CliError> {
+    match args.id {
+        Some(id) if !args.follow => history(ctx, id).await,
+        _ => crate::follow::run(ctx, args).await,
+    }
+}
+
+/// Prints a job's whole event log.
+async fn history(ctx: &Context, id: Uuid) -> Result<ExitCode, CliError> {
     let api = ctx.api()?;
     let mut events: Vec<JobEvent> = Vec::new();
     let mut after = 0;

@@ -12,6 +12,7 @@ mod cleanup;
 mod context;
 mod events;
 mod failure;
+mod follow;
 mod format;
 mod health;
 mod list;
@@ -60,7 +61,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Status { id } => status::run(&ctx, id).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Watch { id } => watch::run(&ctx, id).await,
-        Command::Events { id } => events::run(&ctx, id).await,
+        Command::Events(args) => events::run(&ctx, args).await,
         Command::Cancel { id, by, reason } => {
             admin::run(&ctx, admin::Action::Cancel { by, reason }, id).await
         }

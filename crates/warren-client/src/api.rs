@@ -22,11 +22,16 @@ use crate::model::{Health, Job, JobEvent, JobPage, Moved, Submitted, Worker};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a whole request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest silence on an event stream (the coordinator sends a keep-alive
+/// every 15 s) before it counts as broken.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A client of one coordinator's HTTP API. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    /// For event streams: no overall timeout, a read timeout instead.
+    stream_http: reqwest::Client,
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
     base: String,
     /// Bearer token; empty means none is sent (enough for `/health`).
@@ -73,8 +78,15 @@ impl ApiClient {
             .user_agent(concat!("warren-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ClientError::Http)?;
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(STREAM_READ_TIMEOUT)
+            .user_agent(concat!("warren-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientError::Http)?;
         Ok(ApiClient {
             http,
+            stream_http,
             base: base_url.trim_end_matches('/').to_owned(),
             token: token.into(),
         })
@@ -178,7 +190,15 @@ impl ApiClient {
     }
 
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
+        self.authorized(self.http.request(method, format!("{}{path}", self.base)))
+    }
+
+    /// A `GET` of an event stream at `path` (no overall timeout).
+    pub(crate) fn stream_request(&self, path: &str) -> RequestBuilder {
+        self.authorized(self.stream_http.get(format!("{}{path}", self.base)))
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
         if self.token.is_empty() {
             request
         } else {

@@ -63,6 +63,13 @@ pub enum ClientError {
     /// A queue name the coordinator would reject; nothing was sent.
     #[error(transparent)]
     InvalidName(#[from] warren_core::NameError),
+    /// An event stream broke off mid-way (connection lost, coordinator
+    /// stopped): transient, reconnect with `Last-Event-ID`.
+    #[error("event stream interrupted: {0}")]
+    StreamInterrupted(String),
+    /// An event stream sent something unreadable.
+    #[error("unreadable event stream: {0}")]
+    BadStream(String),
     /// The API base URL is not usable.
     #[error("invalid API URL {url:?}: {reason}")]
     InvalidUrl {
@@ -90,7 +97,7 @@ impl ClientError {
         match self {
             ClientError::Http(e) => !(e.is_builder() || e.is_decode() || e.is_redirect()),
             ClientError::Api { status, .. } => matches!(status, 502..=504),
-            ClientError::BrokerConnect { .. } => true,
+            ClientError::BrokerConnect { .. } | ClientError::StreamInterrupted(_) => true,
             ClientError::Broker(e) => e.is_recoverable(),
             _ => false,
         }

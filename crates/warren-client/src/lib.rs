@@ -11,6 +11,9 @@
 //!   for a workflow.
 //! - Workflows are submitted over HTTP ([`ApiClient::submit_workflow`]) or
 //!   AMQP ([`Submitter::submit_workflows`]), and controlled over HTTP.
+//! - [`ApiClient::follow_events`] follows the Server-Sent Events of one job
+//!   or of all jobs ([`TransitionEvent`]s), resuming with `Last-Event-ID`
+//!   after a disconnect.
 //!
 //! Every failure is a [`ClientError`]; none of them ever carries the API token
 //! or an AMQP password.
@@ -21,7 +24,9 @@ mod batch;
 mod error;
 mod model;
 mod queues;
+mod sse;
 mod stats;
+mod stream;
 mod submitter;
 mod wait;
 mod workflow_api;
@@ -33,14 +38,16 @@ pub use batch::{MAX_ENVELOPE_BYTES, MAX_JOBS_PER_ENVELOPE};
 pub use error::ClientError;
 pub use model::{Health, Job, JobEvent, JobPage, Moved, Submitted, Worker};
 pub use queues::{Queue, QueuePatch};
+pub use sse::{LineTooLong, SseMessage, SseParser, MAX_SSE_LINE_BYTES};
 pub use stats::{
     Cleanup, Last24h, Percentiles, QueueStats, Rate, SampleInfo, StateCounts, Stats, TaskTypeStats,
     Throughput,
 };
+pub use stream::{EventFollower, EventQuery, EventSource, EventStream, Followed, JOB_EVENT};
 pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
-pub use warren_core::protocol::JobSpec;
+pub use warren_core::protocol::{JobSpec, TransitionEvent};
 pub use warren_core::protocol::{TemplateRef, WorkflowSource, WorkflowSubmission};
 pub use warren_core::workflow::{Template, WorkflowSpec, WorkflowStatus};
 pub use workflow_api::{wait_for_workflow, WorkflowWaitEvent};

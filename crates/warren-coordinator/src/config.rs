@@ -30,6 +30,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_DISPATCH_WINDOW: usize = 1_000;
 /// Jobs or reports handled per statement.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Concurrent Server-Sent Events streams served by one coordinator.
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 256;
 /// Shortest accepted API token.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -66,6 +68,8 @@ pub struct CoordinatorConfig {
     pub max_payload_bytes: usize,
     /// How long finished jobs are kept, and how often older ones are deleted.
     pub retention: Retention,
+    /// Concurrent Server-Sent Events streams; more are refused with 503.
+    pub max_event_streams: usize,
 }
 
 impl CoordinatorConfig {
@@ -86,6 +90,7 @@ impl CoordinatorConfig {
             dispatch_window: DEFAULT_DISPATCH_WINDOW,
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
             retention: Retention::default(),
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
         }
     }
 
@@ -119,6 +124,9 @@ impl CoordinatorConfig {
         }
         if self.dispatch_window == 0 {
             return Err("WARREN_DISPATCH_WINDOW must be at least 1".into());
+        }
+        if self.max_event_streams == 0 {
+            return Err("WARREN_MAX_EVENT_STREAMS must be at least 1".into());
         }
         if self.max_payload_bytes < 1024 {
             return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());

@@ -14,6 +14,7 @@ mod config;
 mod control;
 mod defaults;
 mod dispatcher;
+mod events;
 mod gauges;
 mod intake;
 mod intake_workflows;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use warren_store::Store;
 
 pub use config::*;
-pub use metrics::Metrics;
+pub use metrics::{EventMetrics, Metrics};
 pub use ops_metrics::OpsMetrics;
 pub use retention::*;
 
@@ -84,6 +85,7 @@ pub async fn serve(
     tasks.spawn(gauges::run(shared.clone(), shutdown.clone()));
     tasks.spawn(cleanup::run(shared.clone(), shutdown.clone()));
     tasks.spawn(workflows::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(events::tailer::run(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

@@ -63,6 +63,9 @@ struct Args {
     /// RabbitMQ queue type: quorum or classic.
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
+    /// Concurrent Server-Sent Events streams (/v1/events); more get 503.
+    #[arg(long, env = "WARREN_MAX_EVENT_STREAMS", default_value_t = DEFAULT_MAX_EVENT_STREAMS)]
+    max_event_streams: usize,
     /// PostgreSQL pool size.
     #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
     db_pool_size: u32,
@@ -116,6 +119,7 @@ impl Args {
                 cancelled: self.retention_cancelled.0,
                 interval: self.cleanup_interval,
             },
+            max_event_streams: self.max_event_streams,
         }
     }
 }

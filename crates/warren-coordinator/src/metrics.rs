@@ -48,6 +48,8 @@ pub struct Metrics {
     pub workflow_transitions: IntCounterVec,
     /// `warren_workflows_submitted_total{outcome}` (created / duplicate).
     pub workflows_submitted: IntCounterVec,
+    /// The event stream's metrics (`warren_events_*`).
+    pub events: EventMetrics,
 }
 
 /// Every reason a consumed message can be dead-lettered for.
@@ -189,8 +191,10 @@ impl Metrics {
                 rejected.with_label_values(&[source, reason]);
             }
         }
+        let events = EventMetrics::register(&registry);
         Self {
             registry,
+            events,
             transitions,
             jobs,
             queue_wait,
@@ -281,5 +285,82 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Metrics of the event stream (exchange publisher and SSE).
+#[derive(Clone)]
+pub struct EventMetrics {
+    /// `warren_events_published_total`: events published to `<ns>.events`.
+    pub published: IntCounter,
+    /// `warren_events_publish_batches_total`: AMQP messages published to `<ns>.events`.
+    pub publish_batches: IntCounter,
+    /// `warren_events_lag{reader}`: newest event id minus the reader's
+    /// settled cursor (`publisher`: 0 on coordinators not publishing; `stream`: SSE).
+    pub lag: IntGaugeVec,
+    /// `warren_events_gaps_skipped_total{reader}`: ids stepped over as
+    /// permanently missing (aborted transactions, skipped sequence values).
+    pub gaps_skipped: IntCounterVec,
+    /// `warren_events_sse_clients`: open Server-Sent Events streams.
+    pub sse_clients: IntGauge,
+    /// `warren_events_sse_rejected_total`: streams refused (503) at the limit.
+    pub sse_rejected: IntCounter,
+}
+
+impl EventMetrics {
+    fn register(registry: &Registry) -> Self {
+        let metrics = Self {
+            published: IntCounter::new(
+                "warren_events_published_total",
+                "Job events published to the events exchange.",
+            )
+            .expect("valid metric"),
+            publish_batches: IntCounter::new(
+                "warren_events_publish_batches_total",
+                "Messages (batches of events) published to the events exchange.",
+            )
+            .expect("valid metric"),
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "warren_events_lag",
+                    "Newest event id minus the reader's settled cursor.",
+                ),
+                &["reader"],
+            )
+            .expect("valid metric"),
+            gaps_skipped: IntCounterVec::new(
+                Opts::new(
+                    "warren_events_gaps_skipped_total",
+                    "Event ids stepped over as permanently missing.",
+                ),
+                &["reader"],
+            )
+            .expect("valid metric"),
+            sse_clients: IntGauge::new(
+                "warren_events_sse_clients",
+                "Open Server-Sent Events streams.",
+            )
+            .expect("valid metric"),
+            sse_rejected: IntCounter::new(
+                "warren_events_sse_rejected_total",
+                "Server-Sent Events streams refused at the client limit.",
+            )
+            .expect("valid metric"),
+        };
+        for metric in [
+            Box::new(metrics.published.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.publish_batches.clone()),
+            Box::new(metrics.lag.clone()),
+            Box::new(metrics.gaps_skipped.clone()),
+            Box::new(metrics.sse_clients.clone()),
+            Box::new(metrics.sse_rejected.clone()),
+        ] {
+            registry.register(metric).expect("unique metric");
+        }
+        for reader in ["publisher", "stream"] {
+            metrics.lag.with_label_values(&[reader]);
+            metrics.gaps_skipped.with_label_values(&[reader]);
+        }
+        metrics
     }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, Session, SessionPacer};
 
 use crate::shared::Shared;
-use crate::{control, dispatcher, intake, redispatch, reports};
+use crate::{control, dispatcher, events, intake, redispatch, reports};
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,11 @@ async fn run_session(
     ));
     loops.spawn(control::run(shared.clone(), session.clone(), token.clone()));
     loops.spawn(redispatch::run(
+        shared.clone(),
+        session.clone(),
+        token.clone(),
+    ));
+    loops.spawn(events::publisher::run(
         shared.clone(),
         session.clone(),
         token.clone(),

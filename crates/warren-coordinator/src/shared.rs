@@ -4,6 +4,7 @@ use tokio::sync::{mpsc, Mutex, Notify};
 use warren_core::protocol::ControlMessage;
 use warren_store::Store;
 
+use crate::events::EventHub;
 use crate::{CoordinatorConfig, Metrics};
 
 /// A control message for one worker, sent by whichever broker session is up.
@@ -24,12 +25,15 @@ pub(crate) struct Shared {
     control_tx: mpsc::UnboundedSender<ControlRequest>,
     /// Drained by the control loop of the current broker session.
     pub(crate) control_rx: Mutex<mpsc::UnboundedReceiver<ControlRequest>>,
+    /// The event tailer's output for this process's SSE streams.
+    pub(crate) events: EventHub,
 }
 
 impl Shared {
     pub(crate) fn new(config: CoordinatorConfig, store: Store) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         Self {
+            events: EventHub::new(config.max_event_streams),
             config,
             store,
             metrics: Metrics::new(),

@@ -10,6 +10,7 @@ mod cleanup;
 mod connect;
 mod dispatch;
 mod error;
+mod events;
 mod heartbeat;
 mod insert;
 mod listing;
@@ -27,6 +28,7 @@ pub use cleanup::{CleanupBatch, CLEANABLE_STATES};
 pub use connect::{redact_database_url, StoreConfig};
 pub use dispatch::{ClaimOutcome, DispatchedJob};
 pub use error::StoreError;
+pub use events::{EventFilter, PublicationClaim, Tail, TailSnapshot};
 pub use heartbeat::HeartbeatOutcome;
 pub use listing::{
     JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,

@@ -21,6 +21,8 @@ pub(super) enum ApiError {
     PayloadTooLarge(String),
     MethodNotAllowed,
     Unavailable,
+    /// 503 for a reason other than the database (a limit, still starting).
+    Busy(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -59,6 +61,7 @@ impl IntoResponse for ApiError {
                 "method_not_allowed",
                 "this endpoint does not accept that method (see the Allow header)".to_owned(),
             ),
+            ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -7,11 +7,13 @@
 mod auth;
 mod cleanup;
 mod error;
+mod events;
 mod jobs;
 mod listing;
 mod note;
 mod openapi;
 mod queues;
+mod sse;
 mod stats;
 mod system;
 mod templates;
@@ -44,7 +46,8 @@ fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
         .route("/jobs", post(jobs::create).get(listing::list))
         .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/events", get(events::job_events))
+        .route("/events", get(events::stream))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/approve", post(jobs::approve))

@@ -6,6 +6,7 @@
 
 mod control;
 mod decode;
+mod event;
 mod report;
 mod submit;
 mod task;
@@ -13,6 +14,7 @@ mod workflow;
 
 pub use control::{ControlKind, ControlMessage};
 pub use decode::{decode, encode, DecodeError, Versioned};
+pub use event::{job_routing_key, EventBatch, TransitionEvent};
 pub use report::{Failure, Heartbeat, JobRef, Report, ReportEnvelope, RetryDecision};
 pub use submit::{InvalidJobSpec, JobSpec, SubmitEnvelope, MAX_PRIORITY};
 pub use task::TaskMessage;

@@ -1,0 +1,326 @@
+//! The event stream's SQL: tailing `job_events` in id order together with
+//! the snapshot each read ran under (the coordinator's gap algorithm needs
+//! both from the same statement), filtered history pages for Server-Sent
+//! Events, and the single `event_publication` row that the exchange
+//! publisher claims with `FOR UPDATE SKIP LOCKED`.
+//!
+//! The tail names its sources in one place (`tail_sources`); a second
+//! log that takes its ids from the same sequence (`job_events_id_seq`) joins
+//! as one more `UNION ALL` branch there.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgExecutor, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+use warren_core::protocol::{TransitionEvent, PROTOCOL_VERSION};
+use warren_core::JobState;
+
+use crate::{Store, StoreError};
+
+/// Columns of a [`TransitionEvent`] from `job_events e` and `jobs j`.
+/// `jobs` is LEFT JOINed: an event whose job row is gone still streams,
+/// with an empty queue and task type.
+const EVENT_COLUMNS: &str = "e.id, e.job_id, COALESCE(j.queue, '') AS queue,
+    COALESCE(j.task_type, '') AS task_type, j.workflow_id, j.step_name,
+    e.from_state::text AS from_state, e.to_state::text AS to_state, e.attempt,
+    e.worker_id, e.at, e.detail";
+
+/// The `xmin` of the snapshot the statement runs under (a 64-bit
+/// transaction id) and the newest event id. In one statement with the read,
+/// so both describe exactly the same view of the table.
+///
+/// The snapshot's `xmax` is deliberately not used: PostgreSQL sets it to one
+/// past the latest *completed* transaction, so a running transaction may
+/// have a larger id. [`Store::xid_bound`] gives a true upper bound.
+const SNAPSHOT: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+    COALESCE((SELECT max(id) FROM job_events), 0) AS max_id";
+
+/// The first `$2` events with an id above `$1`, with every column. Each
+/// source is limited on its own primary key before joining, so a read costs
+/// one short index range scan per source.
+fn tail_sources() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS}
+           FROM (SELECT * FROM job_events WHERE id > $1 ORDER BY id LIMIT $2) e
+           LEFT JOIN jobs j ON j.id = e.job_id"
+    )
+}
+
+/// Like [`tail_sources`], ids only (the tailer's cheap mode).
+const TAIL_ID_SOURCES: &str = "SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// What the database looked like when a tail read ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailSnapshot {
+    /// `pg_snapshot_xmin`: no transaction with a smaller id was still
+    /// running; each had committed (and is visible) or aborted.
+    pub xmin: u64,
+    /// The newest event id visible (0 when there is none).
+    pub max_id: i64,
+}
+
+/// One tail read: the snapshot and the events above the cursor, in id order.
+#[derive(Debug, Clone)]
+pub struct Tail<T> {
+    /// The snapshot the read ran under.
+    pub snapshot: TailSnapshot,
+    /// The events (or ids) read, ascending.
+    pub events: Vec<T>,
+}
+
+/// Which events a stream wants; every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this job's events.
+    pub job_id: Option<Uuid>,
+    /// Only events of jobs on this queue.
+    pub queue: Option<String>,
+    /// Only events of jobs of this task type.
+    pub task_type: Option<String>,
+    /// Only moves into this state.
+    pub to_state: Option<JobState>,
+}
+
+impl EventFilter {
+    /// Whether `event` passes (the same test the SQL of [`Store::events_between`] makes).
+    pub fn matches(&self, event: &TransitionEvent) -> bool {
+        self.job_id.is_none_or(|id| id == event.job_id)
+            && self.queue.as_ref().is_none_or(|q| *q == event.queue)
+            && self
+                .task_type
+                .as_ref()
+                .is_none_or(|t| *t == event.task_type)
+            && self.to_state.is_none_or(|s| s == event.to)
+    }
+}
+
+/// The exchange publisher's claim on the `event_publication` row: an open
+/// transaction holding its row lock. Dropping it rolls back (releases).
+#[derive(Debug)]
+pub struct PublicationClaim {
+    tx: sqlx::Transaction<'static, Postgres>,
+    cursor: Option<i64>,
+}
+
+impl Store {
+    /// Reads up to `limit` events with an id above `after`, with the
+    /// snapshot of the same statement.
+    pub async fn tail_events(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Tail<TransitionEvent>, StoreError> {
+        tail_events(&self.pool, after, limit).await
+    }
+
+    /// Like [`Store::tail_events`] with ids only: enough to track which ids
+    /// are settled when nobody needs the events themselves.
+    pub async fn tail_event_ids(&self, after: i64, limit: i64) -> Result<Tail<i64>, StoreError> {
+        let sql = format!(
+            "WITH snap AS ({SNAPSHOT}), ev AS ({TAIL_ID_SOURCES})
+             SELECT snap.xmin, snap.max_id, ev.id
+               FROM snap LEFT JOIN ev ON true ORDER BY ev.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let snapshot = snapshot_of(&rows)?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(id) = row.try_get::<Option<i64>, _>("id")? {
+                events.push(id);
+            }
+        }
+        Ok(Tail { snapshot, events })
+    }
+
+    /// A page of events with `after < id <= upto` that pass `filter`,
+    /// oldest first, at most `limit` (capped at [`crate::MAX_PAGE_SIZE`] × 4).
+    pub async fn events_between(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<TransitionEvent>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM job_events e LEFT JOIN jobs j ON j.id = e.job_id
+              WHERE e.id > "
+        ));
+        sql.push_bind(after).push(" AND e.id <= ").push_bind(upto);
+        if let Some(job_id) = filter.job_id {
+            sql.push(" AND e.job_id = ").push_bind(job_id);
+        }
+        if let Some(queue) = &filter.queue {
+            sql.push(" AND j.queue = ").push_bind(queue.clone());
+        }
+        if let Some(task_type) = &filter.task_type {
+            sql.push(" AND j.task_type = ").push_bind(task_type.clone());
+        }
+        if let Some(state) = filter.to_state {
+            sql.push(" AND e.to_state = ")
+                .push_bind(state.as_str())
+                .push("::job_state");
+        }
+        sql.push(" ORDER BY e.id LIMIT ")
+            .push_bind(limit.clamp(1, crate::MAX_PAGE_SIZE * 4));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_of).collect()
+    }
+
+    /// The current snapshot and newest event id, without reading events.
+    pub async fn event_snapshot(&self) -> Result<TailSnapshot, StoreError> {
+        event_snapshot(&self.pool).await
+    }
+
+    /// One more than a transaction id assigned now (in a transaction that is
+    /// rolled back at once): greater than the id of every transaction that
+    /// had one before the call. Once a snapshot's `xmin` reaches it, all of
+    /// those have finished. Costs one transaction id.
+    pub async fn xid_bound(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(xid as u64 + 1)
+    }
+
+    /// Claims the right to publish events: `None` when another coordinator
+    /// holds it. The claim is a transaction; keep it short.
+    pub async fn claim_event_publication(&self) -> Result<Option<PublicationClaim>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT cursor FROM event_publication WHERE id = 1 FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some((cursor,)) => Ok(Some(PublicationClaim { tx, cursor })),
+            None => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The published cursor (`None` until the first publisher set it).
+    pub async fn event_publication_cursor(&self) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM event_publication WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+}
+
+impl PublicationClaim {
+    /// The cursor as claimed: every event up to it was published (or is
+    /// permanently missing). `None` until initialised.
+    pub fn cursor(&self) -> Option<i64> {
+        self.cursor
+    }
+
+    /// [`Store::event_snapshot`] inside the claim's transaction.
+    pub async fn snapshot(&mut self) -> Result<TailSnapshot, StoreError> {
+        event_snapshot(&mut *self.tx).await
+    }
+
+    /// [`Store::tail_events`] inside the claim's transaction.
+    pub async fn tail_events(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Tail<TransitionEvent>, StoreError> {
+        tail_events(&mut *self.tx, after, limit).await
+    }
+
+    /// Stores `cursor` and commits, releasing the claim.
+    pub async fn advance(mut self, cursor: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE event_publication SET cursor = $1, published_at = now() WHERE id = 1")
+            .bind(cursor)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases the claim without changing anything.
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+async fn tail_events<'e>(
+    executor: impl PgExecutor<'e>,
+    after: i64,
+    limit: i64,
+) -> Result<Tail<TransitionEvent>, StoreError> {
+    let sources = tail_sources();
+    let sql = format!(
+        "WITH snap AS ({SNAPSHOT}), ev AS ({sources})
+         SELECT snap.xmin, snap.max_id, ev.*
+           FROM snap LEFT JOIN ev ON true ORDER BY ev.id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+    let snapshot = snapshot_of(&rows)?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("id")?.is_some() {
+            events.push(event_of(row)?);
+        }
+    }
+    Ok(Tail { snapshot, events })
+}
+
+async fn event_snapshot<'e>(executor: impl PgExecutor<'e>) -> Result<TailSnapshot, StoreError> {
+    let rows = sqlx::query(SNAPSHOT).fetch_all(executor).await?;
+    snapshot_of(&rows)
+}
+
+/// The snapshot columns (the same on every row; there is always one row).
+fn snapshot_of(rows: &[PgRow]) -> Result<TailSnapshot, StoreError> {
+    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    let xid = |name: &str| -> Result<u64, StoreError> {
+        let value: i64 = row.try_get(name)?;
+        Ok(value as u64)
+    };
+    Ok(TailSnapshot {
+        xmin: xid("xmin")?,
+        max_id: row.try_get("max_id")?,
+    })
+}
+
+fn event_of(row: &PgRow) -> Result<TransitionEvent, StoreError> {
+    let state = |text: &str| -> Result<JobState, StoreError> {
+        text.parse()
+            .map_err(|e: warren_core::state::UnknownState| sqlx::Error::Decode(e.into()).into())
+    };
+    let from: Option<String> = row.try_get("from_state")?;
+    let to: String = row.try_get("to_state")?;
+    let attempt: i32 = row.try_get("attempt")?;
+    Ok(TransitionEvent {
+        v: PROTOCOL_VERSION,
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        queue: row.try_get("queue")?,
+        task_type: row.try_get("task_type")?,
+        workflow_id: row.try_get("workflow_id")?,
+        step_name: row.try_get("step_name")?,
+        from: from.as_deref().map(state).transpose()?,
+        to: state(&to)?,
+        attempt: attempt.max(0) as u32,
+        worker_id: row.try_get("worker_id")?,
+        at: row.try_get::<DateTime<Utc>, _>("at")?,
+        detail: row.try_get::<Option<Value>, _>("detail")?,
+    })
+}

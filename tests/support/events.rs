@@ -1,0 +1,171 @@
+//! Observing the event stream from the outside: a queue bound to the events
+//! exchange ([`EventsTap`]), reading Server-Sent Events with a deadline, and
+//! the `job_events` rows they must match.
+
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties};
+use uuid::Uuid;
+use warren_client::{EventStream, TransitionEvent, JOB_EVENT};
+use warren_core::protocol::EventBatch;
+use warren_store::Store;
+
+use crate::env::TestEnv;
+
+/// A server-named, exclusive queue bound to `<ns>.events`.
+pub struct EventsTap {
+    connection: Connection,
+    channel: Channel,
+    queue: ShortString,
+}
+
+/// One message taken from an [`EventsTap`].
+#[derive(Debug)]
+pub struct TappedMessage {
+    /// Its routing key.
+    pub routing_key: String,
+    /// Its body.
+    pub batch: EventBatch,
+}
+
+impl EventsTap {
+    /// Binds a new queue to the events exchange with each of `keys`
+    /// (e.g. `job.completed.*`). The exchange must exist (a coordinator ran).
+    pub async fn bind(env: &TestEnv, keys: &[&str]) -> Self {
+        let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        let declared = channel
+            .queue_declare(
+                ShortString::from(""),
+                QueueDeclareOptions::exclusive(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare tap queue");
+        let queue = declared.name().clone();
+        let exchange = env.broker_config().names().events_exchange();
+        for key in keys {
+            channel
+                .queue_bind(
+                    queue.clone(),
+                    ShortString::from(exchange.as_str()),
+                    ShortString::from(*key),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("bind tap queue");
+        }
+        Self {
+            connection,
+            channel,
+            queue,
+        }
+    }
+
+    /// The next message, if one is waiting.
+    pub async fn take(&self) -> Option<TappedMessage> {
+        let message = self
+            .channel
+            .basic_get(self.queue.clone(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")?;
+        let delivery = message.delivery;
+        Some(TappedMessage {
+            routing_key: delivery.routing_key.to_string(),
+            batch: serde_json::from_slice(&delivery.data).expect("an EventBatch body"),
+        })
+    }
+
+    /// Every message waiting now.
+    pub async fn drain(&self) -> Vec<TappedMessage> {
+        let mut messages = Vec::new();
+        while let Some(message) = self.take().await {
+            messages.push(message);
+        }
+        messages
+    }
+
+    /// Takes messages until they carry at least `events` events in all;
+    /// panics after `deadline`.
+    pub async fn collect(&self, events: usize, deadline: Duration) -> Vec<TappedMessage> {
+        let start = tokio::time::Instant::now();
+        let mut messages = Vec::new();
+        loop {
+            messages.extend(self.drain().await);
+            let count: usize = messages.iter().map(|m| m.batch.events.len()).sum();
+            if count >= events {
+                return messages;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "timed out after {deadline:?} with {count} of {events} events: {messages:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Closes the connection (the queue goes with it).
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// A `job_events` row reduced to what an event must repeat.
+pub type EventRow = (i64, Uuid, Option<String>, String, i32);
+
+/// Every row of `job_events`, in id order.
+pub async fn event_rows(store: &Store) -> Vec<EventRow> {
+    sqlx::query_as(
+        "SELECT id, job_id, from_state::text, to_state::text, attempt FROM job_events ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("job_events")
+}
+
+/// An event reduced like [`EventRow`].
+pub fn row_of(event: &TransitionEvent) -> EventRow {
+    (
+        event.id,
+        event.job_id,
+        event.from.map(|s| s.as_str().to_owned()),
+        event.to.as_str().to_owned(),
+        event.attempt as i32,
+    )
+}
+
+/// Reads job events from `stream` until `done` holds for everything read so
+/// far; panics after `deadline` or if the stream ends first.
+pub async fn read_until(
+    stream: &mut EventStream,
+    deadline: Duration,
+    done: impl Fn(&[TransitionEvent]) -> bool,
+) -> Vec<TransitionEvent> {
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    while !done(&events) {
+        let message = tokio::time::timeout_at(until, stream.next_message())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {deadline:?}; read so far: {events:?}"))
+            .expect("stream readable")
+            .expect("stream still open");
+        if message.event == JOB_EVENT {
+            events.push(serde_json::from_str(&message.data).expect("a job event"));
+        }
+    }
+    events
+}
+
+/// Reads `n` job events from `stream` within `deadline`.
+pub async fn read_n(
+    stream: &mut EventStream,
+    n: usize,
+    deadline: Duration,
+) -> Vec<TransitionEvent> {
+    read_until(stream, deadline, |events| events.len() >= n).await
+}
