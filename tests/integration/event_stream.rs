@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use warren_client::{ApiClient, EventQuery, EventSource, JobSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use warren_client::{ApiClient, EventQuery, EventSource, JobSpec, SseParser, TransitionEvent};
 use warren_core::JobState;
 use warren_tests::{
     event_rows, eventually, metric_value, read_n, read_until, row_of, TestEnv, DEADLINE, TEST_TOKEN,
@@ -319,5 +321,125 @@ async fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
     .await
     .expect("the stream ends");
     assert!(matches!(end, Ok(None)), "a clean end: {end:?}");
+    env.cleanup(&[]).await;
+}
+
+/// A deliberately slow SSE client: HTTP/1.0 (so the body is the bare event
+/// stream) over a socket with a tiny receive buffer, so the coordinator's
+/// writes stall while it does not read.
+struct SlowClient {
+    socket: TcpStream,
+    parser: SseParser,
+}
+
+impl SlowClient {
+    /// Connects and reads the response head (the stream is then subscribed).
+    async fn open(api_url: &str, path: &str) -> Self {
+        let addr = api_url
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .expect("address");
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small buffer");
+        let mut socket = socket.connect(addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nAuthorization: Bearer {TEST_TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.expect("request");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).await.expect("response head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+        Self {
+            socket,
+            parser: SseParser::new(),
+        }
+    }
+
+    /// Reads until `n` job events arrived; panics after [`DEADLINE`] (the
+    /// stream's keep-alives would otherwise keep a short read going forever).
+    async fn read(&mut self, n: usize) -> Vec<TransitionEvent> {
+        let mut events: Vec<TransitionEvent> = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while events.len() < n {
+            let read = tokio::time::timeout_at(until, self.socket.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
+                .expect("readable");
+            assert!(read > 0, "the stream ended after {} events", events.len());
+            self.parser.feed(&buffer[..read]).expect("valid stream");
+            while let Some(message) = self.parser.next_message() {
+                events.push(serde_json::from_str(&message.data).expect("a job event"));
+            }
+        }
+        events
+    }
+}
+
+#[tokio::test]
+async fn a_slow_client_falls_behind_catches_up_from_the_database_and_misses_nothing() {
+    let mut env = TestEnv::new().await;
+    let mut config = env.coordinator_config();
+    config.event_stream_buffer = 1;
+    let coordinator = env.start_coordinator_with(config).await;
+    let store = env.store().await;
+    let api = ApiClient::new(&coordinator.api_url, TEST_TOKEN).unwrap();
+    let mut slow = SlowClient::open(&coordinator.api_url, "/v1/events?after=0").await;
+
+    // Large events keep coming, over many tail reads, while the client
+    // reads nothing: its socket and the coordinator's write buffers fill,
+    // the coordinator stops writing to it, and its live buffer (one tail
+    // read) overflows.
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", coordinator.api_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let gated = (0..40).map(|_| {
+        let mut spec = JobSpec::new("default", "echo", json!({}));
+        spec.requires_approval = true;
+        spec
+    });
+    let jobs = api.submit_http(gated.collect()).await.expect("submit").ids;
+    let note = json!({ "pad": "x".repeat(400_000) });
+    for job in jobs {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = now(), transition_note = $2
+              WHERE id = $1",
+        )
+        .bind(job)
+        .bind(&note)
+        .execute(store.pool())
+        .await
+        .expect("cancel with a large note");
+        // One event per tail read: wait until the publisher, which polls
+        // like the tailer, has read it.
+        let count = event_rows(&store).await.len() as f64;
+        eventually("published", DEADLINE, || async {
+            (metric_value(&metrics().await, "warren_events_published_total")? >= count)
+                .then_some(())
+        })
+        .await;
+    }
+    let expected = event_rows(&store).await;
+    let events = slow.read(expected.len()).await;
+    assert_eq!(
+        events.iter().map(row_of).collect::<Vec<_>>(),
+        expected,
+        "every event once, in order, across the catch-up"
+    );
+    assert!(
+        metric_value(&metrics().await, "warren_events_sse_catchups_total") >= Some(1.0),
+        "the client did fall behind and catch up"
+    );
     env.cleanup(&[]).await;
 }

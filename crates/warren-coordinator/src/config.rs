@@ -32,6 +32,9 @@ pub const DEFAULT_DISPATCH_WINDOW: usize = 1_000;
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Concurrent Server-Sent Events streams served by one coordinator.
 pub const DEFAULT_MAX_EVENT_STREAMS: usize = 256;
+/// Tail reads buffered for each SSE stream before a slow one falls back to
+/// reading the database.
+pub const DEFAULT_EVENT_STREAM_BUFFER: usize = 64;
 /// Shortest accepted API token.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -70,6 +73,9 @@ pub struct CoordinatorConfig {
     pub retention: Retention,
     /// Concurrent Server-Sent Events streams; more are refused with 503.
     pub max_event_streams: usize,
+    /// Tail reads buffered per SSE stream; a stream further behind catches
+    /// up from the database instead.
+    pub event_stream_buffer: usize,
 }
 
 impl CoordinatorConfig {
@@ -91,6 +97,7 @@ impl CoordinatorConfig {
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
             retention: Retention::default(),
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
+            event_stream_buffer: DEFAULT_EVENT_STREAM_BUFFER,
         }
     }
 
@@ -127,6 +134,9 @@ impl CoordinatorConfig {
         }
         if self.max_event_streams == 0 {
             return Err("WARREN_MAX_EVENT_STREAMS must be at least 1".into());
+        }
+        if !(1..=100_000).contains(&self.event_stream_buffer) {
+            return Err("WARREN_EVENT_STREAM_BUFFER must be between 1 and 100000".into());
         }
         if self.max_payload_bytes < 1024 {
             return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());

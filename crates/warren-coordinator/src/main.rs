@@ -66,6 +66,9 @@ struct Args {
     /// Concurrent Server-Sent Events streams (/v1/events); more get 503.
     #[arg(long, env = "WARREN_MAX_EVENT_STREAMS", default_value_t = DEFAULT_MAX_EVENT_STREAMS)]
     max_event_streams: usize,
+    /// Tail reads buffered per SSE stream before a slow one re-reads the database.
+    #[arg(long, env = "WARREN_EVENT_STREAM_BUFFER", default_value_t = DEFAULT_EVENT_STREAM_BUFFER)]
+    event_stream_buffer: usize,
     /// PostgreSQL pool size.
     #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
     db_pool_size: u32,
@@ -120,6 +123,7 @@ impl Args {
                 interval: self.cleanup_interval,
             },
             max_event_streams: self.max_event_streams,
+            event_stream_buffer: self.event_stream_buffer,
         }
     }
 }

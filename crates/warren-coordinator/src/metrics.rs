@@ -305,6 +305,9 @@ pub struct EventMetrics {
     pub sse_clients: IntGauge,
     /// `warren_events_sse_rejected_total`: streams refused (503) at the limit.
     pub sse_rejected: IntCounter,
+    /// `warren_events_sse_catchups_total`: times a stream fell behind the
+    /// live buffer and re-read the database.
+    pub sse_catchups: IntCounter,
 }
 
 impl EventMetrics {
@@ -346,6 +349,11 @@ impl EventMetrics {
                 "Server-Sent Events streams refused at the client limit.",
             )
             .expect("valid metric"),
+            sse_catchups: IntCounter::new(
+                "warren_events_sse_catchups_total",
+                "Times a Server-Sent Events stream fell behind and re-read the database.",
+            )
+            .expect("valid metric"),
         };
         for metric in [
             Box::new(metrics.published.clone()) as Box<dyn prometheus::core::Collector>,
@@ -354,6 +362,7 @@ impl EventMetrics {
             Box::new(metrics.gaps_skipped.clone()),
             Box::new(metrics.sse_clients.clone()),
             Box::new(metrics.sse_rejected.clone()),
+            Box::new(metrics.sse_catchups.clone()),
         ] {
             registry.register(metric).expect("unique metric");
         }

@@ -33,7 +33,7 @@ impl Shared {
     pub(crate) fn new(config: CoordinatorConfig, store: Store) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         Self {
-            events: EventHub::new(config.max_event_streams),
+            events: EventHub::new(config.max_event_streams, config.event_stream_buffer),
             config,
             store,
             metrics: Metrics::new(),

@@ -143,6 +143,7 @@ impl EventStream {
             match received {
                 Ok(batch) => self.take(&batch),
                 Err(RecvError::Lagged(_)) => {
+                    self.shared.metrics.events.sse_catchups.inc();
                     self.catch_up_to = *self.shared.events.settled().borrow();
                 }
                 Err(RecvError::Closed) => return None,

@@ -23,8 +23,6 @@ use warren_core::protocol::TransitionEvent;
 
 /// Events read per tail query.
 pub(crate) const TAIL_BATCH: i64 = 2_000;
-/// Tail reads buffered per SSE client before it lags (and re-reads the database).
-const LIVE_CAPACITY: usize = 64;
 
 /// One event ready to send: the event (to filter on) and its JSON, encoded
 /// once for every client.
@@ -65,11 +63,12 @@ pub(crate) struct EventHub {
 }
 
 impl EventHub {
-    /// A hub allowing `max_streams` concurrent SSE clients.
-    pub(crate) fn new(max_streams: usize) -> Self {
+    /// A hub allowing `max_streams` concurrent SSE clients, each `buffer`
+    /// tail reads behind at most before it lags.
+    pub(crate) fn new(max_streams: usize, buffer: usize) -> Self {
         Self {
             settled: watch::Sender::new(None),
-            live: broadcast::Sender::new(LIVE_CAPACITY),
+            live: broadcast::Sender::new(buffer),
             streams: Arc::new(Semaphore::new(max_streams)),
             closed: CancellationToken::new(),
         }

@@ -75,7 +75,7 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
     let (snapshot, read, items) = if shared.events.has_listeners() {
         let tail = shared.store.tail_events(before, TAIL_BATCH).await?;
         let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
-        let emit = advance(shared, tracker, &ids, &tail.snapshot).await?;
+        let emit = advance(shared, tracker, &ids, &tail.snapshot);
         let items = tail
             .events
             .into_iter()
@@ -87,9 +87,10 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
         // Nobody listened when we looked; a stream that subscribes meanwhile
         // is told to read the settled run from the database (`None`).
         let tail = shared.store.tail_event_ids(before, TAIL_BATCH).await?;
-        advance(shared, tracker, &tail.events, &tail.snapshot).await?;
+        advance(shared, tracker, &tail.events, &tail.snapshot);
         (tail.snapshot, tail.events.len(), None)
     };
+    // Hand over what the read settled before anything else can fail.
     shared.events.publish(tracker.cursor(), items);
     shared
         .metrics
@@ -97,21 +98,16 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
         .lag
         .with_label_values(&["stream"])
         .set(snapshot.max_id.saturating_sub(tracker.cursor()));
+    if tracker.needs_bound() {
+        // If this fails, the gaps keep waiting and the next read asks again.
+        tracker.set_bound(shared.store.xid_bound().await?);
+    }
     Ok(read as i64 == TAIL_BATCH)
 }
 
-/// Feeds one read to the tracker (fetching a bound for new gaps); returns
-/// how many events to emit.
-async fn advance(
-    shared: &Shared,
-    tracker: &mut GapTracker,
-    ids: &[i64],
-    s: &TailSnapshot,
-) -> Result<usize, StoreError> {
+/// Feeds one read to the tracker; returns how many events to emit.
+fn advance(shared: &Shared, tracker: &mut GapTracker, ids: &[i64], s: &TailSnapshot) -> usize {
     let advance = tracker.advance(ids, s.xmin);
-    if tracker.needs_bound() {
-        tracker.set_bound(shared.store.xid_bound().await?);
-    }
     if advance.skipped > 0 {
         shared
             .metrics
@@ -120,7 +116,7 @@ async fn advance(
             .with_label_values(&["stream"])
             .inc_by(advance.skipped);
     }
-    Ok(advance.emit)
+    advance.emit
 }
 
 /// A settled starting point: the newest event id, once every transaction
