@@ -18,37 +18,12 @@ BROWSER_DIR="$ROOT/tests/browser"
 CHROMIUM="${WARREN_CHROMIUM:-/usr/bin/chromium}"
 MIN_NODE_MAJOR=20
 
-export DEBIAN_FRONTEND=noninteractive
 # playwright-core never downloads browsers, but say so in case that changes.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
-log() { printf 'browser: %s\n' "$*" >&2; }
-die() {
-    printf 'browser: ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-# Run a command as root (directly, or through sudo for a non-root developer).
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run: $* (re-run this script as root)"
-    fi
-}
-
-APT_UPDATED=0
-apt_install() {
-    if [[ $APT_UPDATED -eq 0 ]]; then
-        log "apt-get update"
-        as_root apt-get update -q
-        APT_UPDATED=1
-    fi
-    log "apt-get install -y $*"
-    as_root apt-get install -y -q "$@"
-}
+LOG_PREFIX=browser
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ensure_chromium() {
     if [[ ! -x $CHROMIUM ]]; then

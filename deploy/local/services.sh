@@ -23,26 +23,12 @@ AMQP_PORT="${WARREN_AMQP_PORT:-5672}"
 TIMEOUT="${WARREN_SERVICES_TIMEOUT:-60}"
 MIN_PG_CONNECTIONS=300
 
-export DEBIAN_FRONTEND=noninteractive
 # /usr/sbin holds rabbitmq-server, rabbitmqctl, ...; not always on a user's PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-log() { printf 'services: %s\n' "$*" >&2; }
-die() {
-    printf 'services: ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-# Run a command as root (directly, or through sudo for a non-root developer).
-as_root() {
-    if [[ $EUID -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run: $* (re-run this script as root)"
-    fi
-}
+LOG_PREFIX=services
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Run a command as the postgres OS user (peer authentication on the socket).
 as_postgres() {
@@ -53,17 +39,6 @@ as_postgres() {
     else
         as_root runuser -u postgres -- "$@"
     fi
-}
-
-APT_UPDATED=0
-apt_install() {
-    if [[ $APT_UPDATED -eq 0 ]]; then
-        log "apt-get update"
-        as_root apt-get update -q
-        APT_UPDATED=1
-    fi
-    log "apt-get install -y $*"
-    as_root apt-get install -y -q "$@"
 }
 
 # ---------------------------------------------------------------------------
