@@ -84,6 +84,25 @@ async fn step_status(
     set_status(conn, id, from, to, Some(note)).await
 }
 
+/// `from → recovering → running`, both moves annotated with `note`: how a
+/// recovery and a step retry put a failed workflow back to work.
+async fn recover_to_running(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: WorkflowStatus,
+    note: Value,
+) -> Result<(), StoreError> {
+    step_status(conn, id, from, WorkflowStatus::Recovering, note.clone()).await?;
+    step_status(
+        conn,
+        id,
+        WorkflowStatus::Recovering,
+        WorkflowStatus::Running,
+        note,
+    )
+    .await
+}
+
 fn dag_of(id: Uuid, spec: &WorkflowSpec) -> Result<Dag, StoreError> {
     spec.validate()
         .map_err(|e| StoreError::Config(format!("workflow {id}: {e}")))
@@ -214,22 +233,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let note = json!({ "by": actor, "from_step": from_step });
-        step_status(
-            &mut tx,
-            id,
-            wf.status,
-            WorkflowStatus::Recovering,
-            note.clone(),
-        )
-        .await?;
-        step_status(
-            &mut tx,
-            id,
-            WorkflowStatus::Recovering,
-            WorkflowStatus::Running,
-            note,
-        )
-        .await?;
+        recover_to_running(&mut tx, id, wf.status, note).await?;
         wake(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
@@ -303,22 +307,7 @@ impl Store {
                 attempt,
             }
         };
-        step_status(
-            &mut tx,
-            id,
-            wf.status,
-            WorkflowStatus::Recovering,
-            note.clone(),
-        )
-        .await?;
-        step_status(
-            &mut tx,
-            id,
-            WorkflowStatus::Recovering,
-            WorkflowStatus::Running,
-            note,
-        )
-        .await?;
+        recover_to_running(&mut tx, id, wf.status, note).await?;
         tx.commit().await?;
         Ok(retried)
     }
