@@ -44,6 +44,11 @@ impl From<&str> for MoveNote {
     }
 }
 
+/// What a manual retry sets besides `state = 'retrying'` (on `jobs j`): due
+/// now, unfinished, and room for one more attempt.
+pub(crate) const MANUAL_RETRY_SET: &str =
+    "run_at = now(), finished_at = NULL, max_attempts = GREATEST(j.max_attempts, j.attempt + 1)";
+
 impl Store {
     /// Cancels a job in any non-terminal state. A running job's worker is
     /// returned so the caller can tell it to stop.
@@ -67,6 +72,7 @@ impl Store {
     }
 
     /// Re-drives a dead (`failed` / `timeout`) job: one more attempt, now.
+    /// (A workflow step's retry goes the same way: [`MANUAL_RETRY_SET`].)
     pub async fn retry_job(
         &self,
         id: Uuid,
@@ -76,7 +82,7 @@ impl Store {
             id,
             &[JobState::Failed, JobState::Timeout],
             JobState::Retrying,
-            "run_at = now(), finished_at = NULL, max_attempts = GREATEST(j.max_attempts, j.attempt + 1)",
+            MANUAL_RETRY_SET,
             note.into(),
         )
         .await

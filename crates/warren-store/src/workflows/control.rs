@@ -10,6 +10,7 @@ use warren_core::JobState;
 
 use super::engine::set_status;
 use super::rows::{insert_step_rows, supersede_steps, wake};
+use crate::admin::MANUAL_RETRY_SET;
 use crate::{Store, StoreError, Transition};
 
 /// What cancelling a workflow did.
@@ -290,11 +291,10 @@ impl Store {
         } else {
             let below: Vec<usize> = downstream.into_iter().filter(|&i| i != index).collect();
             replace_steps(&mut tx, id, &wf.spec, &dag, &below).await?;
-            sqlx::query(
-                "UPDATE jobs SET state = 'retrying', run_at = now(), finished_at = NULL,
-                        max_attempts = GREATEST(max_attempts, attempt + 1), transition_note = $3
-                  WHERE id = $1 AND state = $2::job_state",
-            )
+            sqlx::query(&format!(
+                "UPDATE jobs j SET state = 'retrying', {MANUAL_RETRY_SET}, transition_note = $3
+                  WHERE id = $1 AND state = $2::job_state"
+            ))
             .bind(job_id)
             .bind(from.as_str())
             .bind(&note)
