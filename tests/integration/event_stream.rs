@@ -249,6 +249,10 @@ async fn streams_need_the_token_and_reject_bad_requests() {
         "queue=bad%20name",
         "after=-1",
         "job=x",
+        "workflow=x",
+        "kind=jobs",
+        "kind=workflow&queue=default",
+        "kind=workflow&state=completed",
     ] {
         assert_eq!(
             stream_status(&format!("{all}?{query}"), Some(TEST_TOKEN), None).await,

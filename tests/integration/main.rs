@@ -26,6 +26,7 @@ mod retries;
 mod stats;
 mod workflow_cli;
 mod workflow_control;
+mod workflow_events;
 mod workflow_example;
 mod workflow_restart;
 mod workflows;

@@ -8,7 +8,9 @@ use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use uuid::Uuid;
-use warren_client::{EventStream, TransitionEvent, JOB_EVENT};
+use warren_client::{
+    EventKind, EventStream, StreamEvent, TransitionEvent, WorkflowTransitionEvent,
+};
 use warren_core::protocol::EventBatch;
 use warren_store::Store;
 
@@ -26,8 +28,22 @@ pub struct EventsTap {
 pub struct TappedMessage {
     /// Its routing key.
     pub routing_key: String,
-    /// Its body.
+    /// Its body when routed `job.…` (empty otherwise).
     pub batch: EventBatch,
+    /// Its events when routed `workflow.…` (empty otherwise).
+    pub workflows: Vec<WorkflowTransitionEvent>,
+}
+
+impl TappedMessage {
+    /// How many events it carries.
+    pub fn len(&self) -> usize {
+        self.batch.events.len() + self.workflows.len()
+    }
+
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl EventsTap {
@@ -75,9 +91,19 @@ impl EventsTap {
             .await
             .expect("basic.get")?;
         let delivery = message.delivery;
+        let routing_key = delivery.routing_key.to_string();
+        let (batch, workflows) = if routing_key.starts_with("workflow.") {
+            let batch: EventBatch<WorkflowTransitionEvent> =
+                serde_json::from_slice(&delivery.data).expect("a batch of workflow events");
+            (EventBatch::new(Vec::new()), batch.events)
+        } else {
+            let batch = serde_json::from_slice(&delivery.data).expect("a batch of job events");
+            (batch, Vec::new())
+        };
         Some(TappedMessage {
-            routing_key: delivery.routing_key.to_string(),
-            batch: serde_json::from_slice(&delivery.data).expect("an EventBatch body"),
+            routing_key,
+            batch,
+            workflows,
         })
     }
 
@@ -97,7 +123,7 @@ impl EventsTap {
         let mut messages = Vec::new();
         loop {
             messages.extend(self.drain().await);
-            let count: usize = messages.iter().map(|m| m.batch.events.len()).sum();
+            let count: usize = messages.iter().map(TappedMessage::len).sum();
             if count >= events {
                 return messages;
             }
@@ -139,8 +165,25 @@ pub fn row_of(event: &TransitionEvent) -> EventRow {
     )
 }
 
-/// Reads job events from `stream` until `done` holds for everything read so
-/// far; panics after `deadline` or if the stream ends first.
+/// Reads events of either kind from `stream` until `done` holds for
+/// everything read so far; panics after `deadline` or if the stream ends
+/// first.
+pub async fn read_stream_until(
+    stream: &mut EventStream,
+    deadline: Duration,
+    done: impl Fn(&[StreamEvent]) -> bool,
+) -> Vec<StreamEvent> {
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    while !done(&events) {
+        events.push(next_event(stream, until, deadline, &events).await);
+    }
+    events
+}
+
+/// Reads job events from `stream` (skipping workflow events) until `done`
+/// holds for everything read so far; panics after `deadline` or if the
+/// stream ends first.
 pub async fn read_until(
     stream: &mut EventStream,
     deadline: Duration,
@@ -149,16 +192,30 @@ pub async fn read_until(
     let mut events = Vec::new();
     let until = tokio::time::Instant::now() + deadline;
     while !done(&events) {
-        let message = tokio::time::timeout_at(until, stream.next_message())
-            .await
-            .unwrap_or_else(|_| panic!("timed out after {deadline:?}; read so far: {events:?}"))
-            .expect("stream readable")
-            .expect("stream still open");
-        if message.event == JOB_EVENT {
-            events.push(serde_json::from_str(&message.data).expect("a job event"));
+        if let StreamEvent::Job(event) = next_event(stream, until, deadline, &events).await {
+            events.push(event);
         }
     }
     events
+}
+
+/// The next job or workflow event; panics at `until` (showing `so_far`).
+async fn next_event(
+    stream: &mut EventStream,
+    until: tokio::time::Instant,
+    deadline: Duration,
+    so_far: &impl std::fmt::Debug,
+) -> StreamEvent {
+    loop {
+        let message = tokio::time::timeout_at(until, stream.next_message())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {deadline:?}; read so far: {so_far:?}"))
+            .expect("stream readable")
+            .expect("stream still open");
+        if let Ok(kind) = message.event.parse::<EventKind>() {
+            return StreamEvent::from_sse(kind, &message.data).expect("a readable event");
+        }
+    }
 }
 
 /// Reads `n` job events from `stream` within `deadline`.

@@ -21,7 +21,9 @@ mod workflows;
 pub use api::ApiResponse;
 pub use cli::Cli;
 pub use env::{TestEnv, TEST_TOKEN};
-pub use events::{event_rows, read_n, read_until, row_of, EventRow, EventsTap, TappedMessage};
+pub use events::{
+    event_rows, read_n, read_stream_until, read_until, row_of, EventRow, EventsTap, TappedMessage,
+};
 pub use ledger::Ledger;
 pub use metrics::metric_value;
 pub use net::free_port;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
-use warren_client::{QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
+use warren_client::{EventKind, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
 use warren_core::{parse_duration, JobState};
 
 /// Default coordinator API address.
@@ -215,7 +215,8 @@ pub(crate) struct EventsArgs {
     /// Stream events as they happen (Server-Sent Events), reconnecting after
     /// a disconnect without losing any. With an ID: the job's history, then
     /// live until it is completed, cancelled or skipped. Without: every
-    /// job's events from now on, until interrupted.
+    /// job's transitions and workflow's status changes from now on, until
+    /// interrupted.
     #[arg(long, short)]
     pub(crate) follow: bool,
     /// Only jobs on this queue (--follow without an ID).
@@ -232,6 +233,19 @@ pub(crate) struct EventsArgs {
     /// Only moves into this state (--follow without an ID).
     #[arg(long, value_parser = parse_state, requires = "follow", conflicts_with = "id")]
     pub(crate) state: Option<JobState>,
+    /// Only this workflow's status changes and its steps' job events
+    /// (--follow without an ID).
+    #[arg(
+        long,
+        value_name = "WORKFLOW_ID",
+        requires = "follow",
+        conflicts_with = "id"
+    )]
+    pub(crate) workflow: Option<Uuid>,
+    /// Only `job` or `workflow` events (--follow without an ID). --queue,
+    /// --type and --state select job events.
+    #[arg(long, value_parser = parse_kind, requires = "follow", conflicts_with = "id")]
+    pub(crate) kind: Option<EventKind>,
     /// Start after this event id (0: from the beginning) instead of now
     /// (--follow without an ID).
     #[arg(
@@ -288,6 +302,10 @@ pub(crate) struct CleanupArgs {
 }
 
 /// Reads a job state, listing the valid names when it is not one.
+fn parse_kind(text: &str) -> Result<EventKind, String> {
+    text.parse()
+}
+
 fn parse_state(text: &str) -> Result<JobState, String> {
     text.parse().map_err(|_| {
         let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();

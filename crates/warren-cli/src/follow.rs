@@ -1,13 +1,18 @@
-//! `warren events --follow [ID]`: prints events as they happen, one line
-//! each (one JSON object per line with `--json`), from the coordinator's
-//! Server-Sent Events. A disconnect is retried with `Last-Event-ID`, so no
-//! event is lost or repeated; reconnect notices go to stderr. Following one
-//! job ends once it is completed, cancelled or skipped.
+//! `warren events --follow [ID]` and `warren workflow events ID --follow`:
+//! prints events as they happen, one line each (one JSON object per line
+//! with `--json`), from the coordinator's Server-Sent Events: job transitions
+//! and workflow status changes. A disconnect is retried with
+//! `Last-Event-ID`, so no event is lost or repeated; reconnect notices go to
+//! stderr. Following one job ends once it is completed, cancelled or
+//! skipped; following one workflow, once it is completed or cancelled.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use warren_client::{EventQuery, EventSource, Followed, TransitionEvent};
+use warren_client::{
+    EventQuery, EventSource, Followed, StreamEvent, TransitionEvent, WorkflowTransitionEvent,
+};
+use warren_core::workflow::WorkflowStatus;
 use warren_core::JobState;
 
 use crate::args::EventsArgs;
@@ -20,7 +25,6 @@ const MAX_DETAIL_CHARS: usize = 120;
 
 /// Runs `warren events --follow`.
 pub(crate) async fn run(ctx: &Context, args: EventsArgs) -> Result<ExitCode, CliError> {
-    let api = ctx.api()?;
     let source = match args.id {
         Some(id) => EventSource::Job(id),
         None => EventSource::All(EventQuery {
@@ -28,18 +32,33 @@ pub(crate) async fn run(ctx: &Context, args: EventsArgs) -> Result<ExitCode, Cli
             task_type: args.task_type,
             state: args.state,
             job: None,
+            workflow: args.workflow,
+            kind: args.kind,
             after: args.after,
         }),
     };
-    let one_job = matches!(source, EventSource::Job(_));
-    let mut follower = api.follow_events(source);
+    follow(ctx, source).await
+}
+
+/// Prints the events of `source` until it ends (one job or workflow) or
+/// the reader goes away.
+pub(crate) async fn follow(ctx: &Context, source: EventSource) -> Result<ExitCode, CliError> {
+    let api = ctx.api()?;
+    let ends = |event: &StreamEvent| match (&source, event) {
+        (EventSource::Job(_), StreamEvent::Job(e)) => ends_job(e.to),
+        (EventSource::Workflow(id), StreamEvent::Workflow(e)) => {
+            e.workflow_id == *id && ends_workflow(e.to)
+        }
+        _ => false,
+    };
+    let mut follower = api.follow_events(source.clone());
     loop {
         match follower.next().await? {
             Followed::Event(event) => {
                 if !print(&event, ctx.json())? {
                     return Ok(ExitCode::SUCCESS); // the reader went away
                 }
-                if one_job && ends_job(event.to) {
+                if ends(&event) {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -62,13 +81,30 @@ fn ends_job(state: JobState) -> bool {
     )
 }
 
-/// Prints one event; `false` once stdout is closed.
-fn print(event: &TransitionEvent, json: bool) -> Result<bool, CliError> {
+/// Statuses after which a workflow has no more events (a failed one may
+/// still be recovered).
+fn ends_workflow(status: WorkflowStatus) -> bool {
+    matches!(
+        status,
+        WorkflowStatus::Completed | WorkflowStatus::Cancelled
+    )
+}
+
+/// Prints one event; `false` once stdout is closed. JSON lines carry a
+/// `kind` (`job` or `workflow`) beside the event's own fields.
+fn print(event: &StreamEvent, json: bool) -> Result<bool, CliError> {
     let line = if json {
-        serde_json::to_string(event)
-            .map_err(|e| CliError::general(format!("cannot encode JSON output: {e}")))?
+        let mut value = serde_json::to_value(event)
+            .map_err(|e| CliError::general(format!("cannot encode JSON output: {e}")))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("kind".into(), event.kind().as_str().into());
+        }
+        value.to_string()
     } else {
-        line(event)
+        match event {
+            StreamEvent::Job(event) => line(event),
+            StreamEvent::Workflow(event) => workflow_line(event),
+        }
     };
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{line}").and_then(|()| out.flush()) {
@@ -82,12 +118,7 @@ fn print(event: &TransitionEvent, json: bool) -> Result<bool, CliError> {
 fn line(event: &TransitionEvent) -> String {
     let from = event.from.map(|s| s.to_string()).unwrap_or_default();
     let transition = format!("{from} → {}", event.to).trim_start().to_owned();
-    let detail = event
-        .detail
-        .as_ref()
-        .filter(|d| !d.is_null())
-        .map(|d| compact_json(d, MAX_DETAIL_CHARS))
-        .unwrap_or_else(|| "-".into());
+    let detail = detail(event.detail.as_ref());
     format!(
         "{}  {}  {}  {}/{}  {transition}  attempt {}  {}  {detail}",
         event.id,
@@ -98,6 +129,34 @@ fn line(event: &TransitionEvent) -> String {
         event.attempt,
         event.worker_id.as_deref().unwrap_or("-"),
     )
+}
+
+/// `1240  2026-11-23 10:00:01.456  <workflow>  workflow dataset-build  running → completed  -`.
+fn workflow_line(event: &WorkflowTransitionEvent) -> String {
+    let from = event.from.map(|s| s.as_str()).unwrap_or_default();
+    let transition = format!("{from} → {}", event.to.as_str())
+        .trim_start()
+        .to_owned();
+    format!(
+        "{}  {}  {}  workflow {}  {transition}  {}",
+        event.id,
+        timestamp_ms(event.at),
+        event.workflow_id,
+        if event.name.is_empty() {
+            "-"
+        } else {
+            &event.name
+        },
+        detail(event.detail.as_ref()),
+    )
+}
+
+/// An event's detail, compact, or `-`.
+fn detail(detail: Option<&serde_json::Value>) -> String {
+    detail
+        .filter(|d| !d.is_null())
+        .map(|d| compact_json(d, MAX_DETAIL_CHARS))
+        .unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]
@@ -134,5 +193,28 @@ mod tests {
         );
         assert!(text.contains(r#"{"error":"boom"}"#), "{text}");
         assert!(ends_job(JobState::Completed) && !ends_job(JobState::Failed));
+    }
+
+    #[test]
+    fn a_workflow_line_names_the_workflow_and_its_move() {
+        let event = WorkflowTransitionEvent {
+            v: 1,
+            id: 40,
+            workflow_id: Uuid::nil(),
+            name: "dataset-build".into(),
+            from: Some(WorkflowStatus::Running),
+            to: WorkflowStatus::Failed,
+            at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            detail: None,
+        };
+        let text = workflow_line(&event);
+        assert!(text.starts_with("40  "), "{text}");
+        assert!(
+            text.ends_with("workflow dataset-build  running → failed  -"),
+            "{text}"
+        );
+        assert!(ends_workflow(WorkflowStatus::Completed) && !ends_workflow(WorkflowStatus::Failed));
     }
 }

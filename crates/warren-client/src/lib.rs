@@ -11,9 +11,10 @@
 //!   for a workflow.
 //! - Workflows are submitted over HTTP ([`ApiClient::submit_workflow`]) or
 //!   AMQP ([`Submitter::submit_workflows`]), and controlled over HTTP.
-//! - [`ApiClient::follow_events`] follows the Server-Sent Events of one job
-//!   or of all jobs ([`TransitionEvent`]s), resuming with `Last-Event-ID`
-//!   after a disconnect.
+//! - [`ApiClient::follow_events`] follows the Server-Sent Events of one job,
+//!   one workflow or everything ([`StreamEvent`]s: [`TransitionEvent`]s and
+//!   [`WorkflowTransitionEvent`]s), resuming with `Last-Event-ID` after a
+//!   disconnect.
 //!
 //! Every failure is a [`ClientError`]; none of them ever carries the API token
 //! or an AMQP password.
@@ -43,11 +44,15 @@ pub use stats::{
     Cleanup, Last24h, Percentiles, QueueStats, Rate, SampleInfo, StateCounts, Stats, TaskTypeStats,
     Throughput,
 };
-pub use stream::{EventFollower, EventQuery, EventSource, EventStream, Followed, JOB_EVENT};
+pub use stream::{
+    EventFollower, EventQuery, EventSource, EventStream, Followed, JOB_EVENT, WORKFLOW_EVENT,
+};
 pub use submitter::Submitter;
 pub use wait::{wait_for_terminal, watch_job, WaitEvent, NOT_FOUND_GRACE};
 pub use warren_broker::{redact_url, BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
-pub use warren_core::protocol::{JobSpec, TransitionEvent};
+pub use warren_core::protocol::{
+    EventKind, JobSpec, StreamEvent, TransitionEvent, WorkflowTransitionEvent,
+};
 pub use warren_core::protocol::{TemplateRef, WorkflowSource, WorkflowSubmission};
 pub use warren_core::workflow::{Template, WorkflowSpec, WorkflowStatus};
 pub use workflow_api::{wait_for_workflow, WorkflowWaitEvent};

@@ -1,4 +1,5 @@
-//! Following the coordinator's Server-Sent Events: [`ApiClient::event_stream`]
+//! Following the coordinator's Server-Sent Events (job transitions and
+//! workflow status changes): [`ApiClient::event_stream`]
 //! opens one stream; [`EventFollower`] keeps one open, reconnecting with
 //! `Last-Event-ID` after a disconnect (with backoff while the coordinator is
 //! away), so the caller sees every event once, in order.
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderValue, ACCEPT};
 use uuid::Uuid;
-use warren_core::protocol::TransitionEvent;
+use warren_core::protocol::{EventKind, StreamEvent};
 use warren_core::JobState;
 
 use crate::api::ApiClient;
@@ -15,7 +16,9 @@ use crate::error::{api_error, ClientError};
 use crate::sse::{SseMessage, SseParser};
 
 /// The SSE event name of job transitions.
-pub const JOB_EVENT: &str = "job";
+pub const JOB_EVENT: &str = EventKind::Job.as_str();
+/// The SSE event name of workflow status changes.
+pub const WORKFLOW_EVENT: &str = EventKind::Workflow.as_str();
 /// First delay before reconnecting after a failure.
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(500);
 /// Longest delay between reconnects.
@@ -29,9 +32,13 @@ pub enum EventSource {
     All(EventQuery),
     /// `GET /v1/jobs/{id}/events`: one job, from its first event.
     Job(Uuid),
+    /// `GET /v1/workflows/{id}/events`: one workflow's status changes and
+    /// its steps' job transitions, from its first event.
+    Workflow(Uuid),
 }
 
-/// Filters and start of `GET /v1/events`.
+/// Filters and start of `GET /v1/events`. `queue`, `task_type`, `state` and
+/// `job` select job events (workflow events then never match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
     /// Only jobs on this queue.
@@ -42,6 +49,10 @@ pub struct EventQuery {
     pub state: Option<JobState>,
     /// Only this job.
     pub job: Option<Uuid>,
+    /// Only this workflow's status changes and its steps' job events.
+    pub workflow: Option<Uuid>,
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
     /// Start after this event id instead of at the live edge.
     pub after: Option<i64>,
 }
@@ -50,6 +61,7 @@ impl EventSource {
     fn path(&self) -> String {
         match self {
             EventSource::Job(id) => format!("/v1/jobs/{id}/events"),
+            EventSource::Workflow(id) => format!("/v1/workflows/{id}/events"),
             EventSource::All(_) => "/v1/events".to_owned(),
         }
     }
@@ -70,6 +82,12 @@ impl EventSource {
         }
         if let Some(job) = q.job {
             query.push(("job", job.to_string()));
+        }
+        if let Some(workflow) = q.workflow {
+            query.push(("workflow", workflow.to_string()));
+        }
+        if let Some(kind) = q.kind {
+            query.push(("kind", kind.as_str().to_owned()));
         }
         if let Some(after) = q.after {
             query.push(("after", after.to_string()));
@@ -156,8 +174,8 @@ impl ApiClient {
 /// What [`EventFollower::next`] yields.
 #[derive(Debug)]
 pub enum Followed {
-    /// The next job event.
-    Event(Box<TransitionEvent>),
+    /// The next event (a job transition or a workflow status change).
+    Event(Box<StreamEvent>),
     /// The stream broke or the coordinator is unreachable; the follower
     /// reconnects after `retry_in` on the next call.
     Reconnecting {
@@ -204,15 +222,16 @@ impl EventFollower {
             match stream.next_message().await {
                 Ok(Some(message)) => {
                     self.failures = 0;
-                    if message.event != JOB_EVENT {
+                    // Events of kinds this client does not know are skipped.
+                    let Ok(kind) = message.event.parse::<EventKind>() else {
                         continue;
-                    }
-                    let event: TransitionEvent = serde_json::from_str(&message.data)
+                    };
+                    let event = StreamEvent::from_sse(kind, &message.data)
                         .map_err(|e| ClientError::BadStream(format!("unreadable event: {e}")))?;
-                    if self.last_id.is_some_and(|last| event.id <= last) {
+                    if self.last_id.is_some_and(|last| event.id() <= last) {
                         continue; // already returned before a reconnect
                     }
-                    self.last_id = Some(event.id);
+                    self.last_id = Some(event.id());
                     return Ok(Followed::Event(Box::new(event)));
                 }
                 Ok(None) => {
@@ -275,6 +294,22 @@ mod tests {
             ..EventQuery::default()
         });
         assert_eq!(all.path(), "/v1/events");
+        assert_eq!(
+            EventSource::Workflow(job).path(),
+            format!("/v1/workflows/{job}/events")
+        );
+        let one_workflow = EventSource::All(EventQuery {
+            workflow: Some(job),
+            kind: Some(EventKind::Workflow),
+            ..EventQuery::default()
+        });
+        assert_eq!(
+            one_workflow.query(),
+            [
+                ("workflow", job.to_string()),
+                ("kind", "workflow".to_owned())
+            ]
+        );
         assert_eq!(
             all.query(),
             [

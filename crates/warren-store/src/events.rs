@@ -1,54 +1,77 @@
-//! The event stream's SQL: tailing `job_events` in id order together with
-//! the snapshot each read ran under (the coordinator's gap algorithm needs
-//! both from the same statement), filtered history pages for Server-Sent
-//! Events, and the single `event_publication` row that the exchange
-//! publisher claims with `FOR UPDATE SKIP LOCKED`.
+//! The event stream's SQL: tailing `job_events` and `workflow_events` (both
+//! take their ids from `job_events_id_seq`) in id order together with the
+//! snapshot each read ran under (the coordinator's gap algorithm needs both
+//! from the same statement), filtered history pages for Server-Sent Events,
+//! and the single `event_publication` row that the exchange publisher claims
+//! with `FOR UPDATE SKIP LOCKED`.
 //!
-//! The tail names its sources in one place (`tail_sources`); a second
-//! log that takes its ids from the same sequence (`job_events_id_seq`) joins
-//! as one more `UNION ALL` branch there.
+//! Both logs are read as one: a `UNION ALL` of the same columns, a `kind`
+//! column naming the source (`job` or `workflow`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
-use warren_core::protocol::{TransitionEvent, PROTOCOL_VERSION};
+use warren_core::protocol::{
+    EventKind, StreamEvent, TransitionEvent, WorkflowTransitionEvent, PROTOCOL_VERSION,
+};
+use warren_core::workflow::WorkflowStatus;
 use warren_core::JobState;
 
 use crate::{Store, StoreError};
 
-/// Columns of a [`TransitionEvent`] from `job_events e` and `jobs j`.
-/// `jobs` is LEFT JOINed: an event whose job row is gone still streams,
-/// with an empty queue and task type.
-const EVENT_COLUMNS: &str = "e.id, e.job_id, COALESCE(j.queue, '') AS queue,
-    COALESCE(j.task_type, '') AS task_type, j.workflow_id, j.step_name,
-    e.from_state::text AS from_state, e.to_state::text AS to_state, e.attempt,
-    e.worker_id, e.at, e.detail";
+/// Columns of a job event from `job_events e` and `jobs j`. `jobs` is LEFT
+/// JOINed: an event whose job row is gone still streams, with an empty queue
+/// and task type.
+const JOB_COLUMNS: &str = "'job'::text AS kind, e.id, e.job_id,
+    COALESCE(j.queue, '') AS queue, COALESCE(j.task_type, '') AS task_type,
+    j.workflow_id, j.step_name, e.from_state::text AS from_state,
+    e.to_state::text AS to_state, e.attempt, e.worker_id, e.at, e.detail,
+    NULL::text AS workflow_name";
+
+/// The same columns for a workflow event from `workflow_events we` and
+/// `workflows w` (LEFT JOINed likewise).
+const WORKFLOW_COLUMNS: &str = "'workflow'::text AS kind, we.id, NULL::uuid AS job_id,
+    ''::text AS queue, ''::text AS task_type, we.workflow_id, NULL::text AS step_name,
+    we.from_status::text AS from_state, we.to_status::text AS to_state,
+    0::integer AS attempt, NULL::text AS worker_id, we.at, we.detail,
+    COALESCE(w.name, '') AS workflow_name";
 
 /// The `xmin` of the snapshot the statement runs under (a 64-bit
-/// transaction id) and the newest event id. In one statement with the read,
-/// so both describe exactly the same view of the table.
+/// transaction id) and the newest event id of either log. In one statement
+/// with the read, so both describe exactly the same view of the tables.
 ///
 /// The snapshot's `xmax` is deliberately not used: PostgreSQL sets it to one
 /// past the latest *completed* transaction, so a running transaction may
 /// have a larger id. [`Store::xid_bound`] gives a true upper bound.
 const SNAPSHOT: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-    COALESCE((SELECT max(id) FROM job_events), 0) AS max_id";
+    GREATEST(COALESCE((SELECT max(id) FROM job_events), 0),
+             COALESCE((SELECT max(id) FROM workflow_events), 0)) AS max_id";
 
-/// The first `$2` events with an id above `$1`, with every column. Each
-/// source is limited on its own primary key before joining, so a read costs
-/// one short index range scan per source.
+/// The first `$2` events of either log with an id above `$1`, with every
+/// column. Each log is limited on its own primary key before joining, so a
+/// read costs one short index range scan per log.
 fn tail_sources() -> String {
     format!(
-        "SELECT {EVENT_COLUMNS}
-           FROM (SELECT * FROM job_events WHERE id > $1 ORDER BY id LIMIT $2) e
-           LEFT JOIN jobs j ON j.id = e.job_id"
+        "SELECT * FROM (
+           (SELECT {JOB_COLUMNS}
+              FROM (SELECT * FROM job_events WHERE id > $1 ORDER BY id LIMIT $2) e
+              LEFT JOIN jobs j ON j.id = e.job_id)
+           UNION ALL
+           (SELECT {WORKFLOW_COLUMNS}
+              FROM (SELECT * FROM workflow_events WHERE id > $1 ORDER BY id LIMIT $2) we
+              LEFT JOIN workflows w ON w.id = we.workflow_id)
+         ) both_logs ORDER BY id LIMIT $2"
     )
 }
 
 /// Like [`tail_sources`], ids only (the tailer's cheap mode).
-const TAIL_ID_SOURCES: &str = "SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT $2";
+const TAIL_ID_SOURCES: &str = "SELECT id FROM (
+       (SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT $2)
+       UNION ALL
+       (SELECT id FROM workflow_events WHERE id > $1 ORDER BY id LIMIT $2)
+     ) both_logs ORDER BY id LIMIT $2";
 
 /// What the database looked like when a tail read ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +93,10 @@ pub struct Tail<T> {
 }
 
 /// Which events a stream wants; every field that is set must match.
+///
+/// `job_id`, `queue`, `task_type` and `to_state` describe jobs: when any is
+/// set, workflow events do not match. `workflow_id` matches the workflow's
+/// own status changes and the transitions of its steps' jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Only this job's events.
@@ -78,13 +105,27 @@ pub struct EventFilter {
     pub queue: Option<String>,
     /// Only events of jobs of this task type.
     pub task_type: Option<String>,
-    /// Only moves into this state.
+    /// Only moves into this job state.
     pub to_state: Option<JobState>,
+    /// Only this workflow's events and its steps' job events.
+    pub workflow_id: Option<Uuid>,
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
 }
 
 impl EventFilter {
     /// Whether `event` passes (the same test the SQL of [`Store::events_between`] makes).
-    pub fn matches(&self, event: &TransitionEvent) -> bool {
+    pub fn matches(&self, event: &StreamEvent) -> bool {
+        if !self.wants(event.kind()) {
+            return false;
+        }
+        match event {
+            StreamEvent::Job(event) => self.matches_job(event),
+            StreamEvent::Workflow(event) => self.workflow_id.is_none_or(|w| w == event.workflow_id),
+        }
+    }
+
+    fn matches_job(&self, event: &TransitionEvent) -> bool {
         self.job_id.is_none_or(|id| id == event.job_id)
             && self.queue.as_ref().is_none_or(|q| *q == event.queue)
             && self
@@ -92,6 +133,71 @@ impl EventFilter {
                 .as_ref()
                 .is_none_or(|t| *t == event.task_type)
             && self.to_state.is_none_or(|s| s == event.to)
+            && self
+                .workflow_id
+                .is_none_or(|w| event.workflow_id == Some(w))
+    }
+
+    /// Whether events of `kind` can pass at all.
+    pub fn wants(&self, kind: EventKind) -> bool {
+        let job_only = self.job_id.is_some()
+            || self.queue.is_some()
+            || self.task_type.is_some()
+            || self.to_state.is_some();
+        self.kind.is_none_or(|k| k == kind) && (kind == EventKind::Job || !job_only)
+    }
+
+    /// Appends the job branch of a history read.
+    fn push_job_branch(
+        &self,
+        sql: &mut QueryBuilder<'_, Postgres>,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) {
+        sql.push(format!(
+            "(SELECT {JOB_COLUMNS} FROM job_events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > "
+        ));
+        sql.push_bind(after).push(" AND e.id <= ").push_bind(upto);
+        if let Some(job_id) = self.job_id {
+            sql.push(" AND e.job_id = ").push_bind(job_id);
+        }
+        if let Some(queue) = &self.queue {
+            sql.push(" AND j.queue = ").push_bind(queue.clone());
+        }
+        if let Some(task_type) = &self.task_type {
+            sql.push(" AND j.task_type = ").push_bind(task_type.clone());
+        }
+        if let Some(state) = self.to_state {
+            sql.push(" AND e.to_state = ")
+                .push_bind(state.as_str())
+                .push("::job_state");
+        }
+        if let Some(workflow_id) = self.workflow_id {
+            sql.push(" AND j.workflow_id = ").push_bind(workflow_id);
+        }
+        sql.push(" ORDER BY e.id LIMIT ").push_bind(limit).push(")");
+    }
+
+    /// Appends the workflow branch of a history read.
+    fn push_workflow_branch(
+        &self,
+        sql: &mut QueryBuilder<'_, Postgres>,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) {
+        sql.push(format!(
+            "(SELECT {WORKFLOW_COLUMNS} FROM workflow_events we
+               LEFT JOIN workflows w ON w.id = we.workflow_id WHERE we.id > "
+        ));
+        sql.push_bind(after).push(" AND we.id <= ").push_bind(upto);
+        if let Some(workflow_id) = self.workflow_id {
+            sql.push(" AND we.workflow_id = ").push_bind(workflow_id);
+        }
+        sql.push(" ORDER BY we.id LIMIT ")
+            .push_bind(limit)
+            .push(")");
     }
 }
 
@@ -110,7 +216,7 @@ impl Store {
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Tail<TransitionEvent>, StoreError> {
+    ) -> Result<Tail<StreamEvent>, StoreError> {
         tail_events(&self.pool, after, limit).await
     }
 
@@ -145,30 +251,46 @@ impl Store {
         after: i64,
         upto: i64,
         limit: i64,
-    ) -> Result<Vec<TransitionEvent>, StoreError> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM job_events e LEFT JOIN jobs j ON j.id = e.job_id
-              WHERE e.id > "
-        ));
-        sql.push_bind(after).push(" AND e.id <= ").push_bind(upto);
-        if let Some(job_id) = filter.job_id {
-            sql.push(" AND e.job_id = ").push_bind(job_id);
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let limit = limit.clamp(1, crate::MAX_PAGE_SIZE * 4);
+        let (jobs, workflows) = (
+            filter.wants(EventKind::Job),
+            filter.wants(EventKind::Workflow),
+        );
+        if !jobs && !workflows {
+            return Ok(Vec::new());
         }
-        if let Some(queue) = &filter.queue {
-            sql.push(" AND j.queue = ").push_bind(queue.clone());
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (");
+        if jobs {
+            filter.push_job_branch(&mut sql, after, upto, limit);
         }
-        if let Some(task_type) = &filter.task_type {
-            sql.push(" AND j.task_type = ").push_bind(task_type.clone());
+        if jobs && workflows {
+            sql.push(" UNION ALL ");
         }
-        if let Some(state) = filter.to_state {
-            sql.push(" AND e.to_state = ")
-                .push_bind(state.as_str())
-                .push("::job_state");
+        if workflows {
+            filter.push_workflow_branch(&mut sql, after, upto, limit);
         }
-        sql.push(" ORDER BY e.id LIMIT ")
-            .push_bind(limit.clamp(1, crate::MAX_PAGE_SIZE * 4));
+        sql.push(") both_logs ORDER BY id LIMIT ").push_bind(limit);
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_of).collect()
+    }
+
+    /// The id just before a workflow's first event (its own or a step's), to
+    /// stream its history from; `None` when it has no event.
+    pub async fn workflow_stream_start(
+        &self,
+        workflow_id: Uuid,
+    ) -> Result<Option<i64>, StoreError> {
+        let first: Option<i64> = sqlx::query_scalar(
+            "SELECT LEAST(
+                 (SELECT min(id) FROM workflow_events WHERE workflow_id = $1),
+                 (SELECT min(e.id) FROM jobs j JOIN job_events e ON e.job_id = j.id
+                   WHERE j.workflow_id = $1))",
+        )
+        .bind(workflow_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(first.map(|id| id - 1))
     }
 
     /// The current snapshot and newest event id, without reading events.
@@ -235,7 +357,7 @@ impl PublicationClaim {
         &mut self,
         after: i64,
         limit: i64,
-    ) -> Result<Tail<TransitionEvent>, StoreError> {
+    ) -> Result<Tail<StreamEvent>, StoreError> {
         tail_events(&mut *self.tx, after, limit).await
     }
 
@@ -260,7 +382,7 @@ async fn tail_events<'e>(
     executor: impl PgExecutor<'e>,
     after: i64,
     limit: i64,
-) -> Result<Tail<TransitionEvent>, StoreError> {
+) -> Result<Tail<StreamEvent>, StoreError> {
     let sources = tail_sources();
     let sql = format!(
         "WITH snap AS ({SNAPSHOT}), ev AS ({sources})
@@ -300,27 +422,52 @@ fn snapshot_of(rows: &[PgRow]) -> Result<TailSnapshot, StoreError> {
     })
 }
 
-fn event_of(row: &PgRow) -> Result<TransitionEvent, StoreError> {
-    let state = |text: &str| -> Result<JobState, StoreError> {
-        text.parse()
-            .map_err(|e: warren_core::state::UnknownState| sqlx::Error::Decode(e.into()).into())
-    };
+fn event_of(row: &PgRow) -> Result<StreamEvent, StoreError> {
+    let kind: String = row.try_get("kind")?;
     let from: Option<String> = row.try_get("from_state")?;
     let to: String = row.try_get("to_state")?;
+    let id: i64 = row.try_get("id")?;
+    let at = row.try_get::<DateTime<Utc>, _>("at")?;
+    let detail = row.try_get::<Option<Value>, _>("detail")?;
+    if kind == EventKind::Workflow.as_str() {
+        return Ok(StreamEvent::Workflow(WorkflowTransitionEvent {
+            v: PROTOCOL_VERSION,
+            id,
+            workflow_id: row.try_get("workflow_id")?,
+            name: row.try_get("workflow_name")?,
+            from: from.as_deref().map(workflow_status).transpose()?,
+            to: workflow_status(&to)?,
+            at,
+            detail,
+        }));
+    }
     let attempt: i32 = row.try_get("attempt")?;
-    Ok(TransitionEvent {
+    Ok(StreamEvent::Job(TransitionEvent {
         v: PROTOCOL_VERSION,
-        id: row.try_get("id")?,
+        id,
         job_id: row.try_get("job_id")?,
         queue: row.try_get("queue")?,
         task_type: row.try_get("task_type")?,
         workflow_id: row.try_get("workflow_id")?,
         step_name: row.try_get("step_name")?,
-        from: from.as_deref().map(state).transpose()?,
-        to: state(&to)?,
+        from: from.as_deref().map(job_state).transpose()?,
+        to: job_state(&to)?,
         attempt: attempt.max(0) as u32,
         worker_id: row.try_get("worker_id")?,
-        at: row.try_get::<DateTime<Utc>, _>("at")?,
-        detail: row.try_get::<Option<Value>, _>("detail")?,
+        at,
+        detail,
+    }))
+}
+
+/// A job state name read from the database.
+fn job_state(text: &str) -> Result<JobState, StoreError> {
+    text.parse()
+        .map_err(|e: warren_core::state::UnknownState| sqlx::Error::Decode(e.into()).into())
+}
+
+/// A workflow status name read from the database.
+fn workflow_status(text: &str) -> Result<WorkflowStatus, StoreError> {
+    WorkflowStatus::parse(text).ok_or_else(|| {
+        sqlx::Error::Decode(format!("unknown workflow status {text:?}").into()).into()
     })
 }

@@ -7,10 +7,25 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
+use warren_core::protocol::{EventKind, StreamEvent, TransitionEvent};
+use warren_core::workflow::{WorkflowSpec, WorkflowStatus};
 use warren_core::JobState;
-use warren_store::{EventFilter, Store, TailSnapshot};
+use warren_store::{EventFilter, NewWorkflow, Store, TailSnapshot};
+
+/// The job events of a read that holds only job events.
+fn jobs(events: &[StreamEvent]) -> Vec<&TransitionEvent> {
+    events
+        .iter()
+        .map(|e| e.as_job().expect("a job event"))
+        .collect()
+}
+
+fn ids_of(events: &[StreamEvent]) -> Vec<i64> {
+    events.iter().map(StreamEvent::id).collect()
+}
 
 /// Opens a transaction that cancels `job` (writing its event) and leaves it
 /// open; returns the connection and the transaction's id.
@@ -62,8 +77,8 @@ async fn the_tail_returns_events_in_id_order_with_their_job() {
     store.cancel_job(a, "test").await.expect("cancel");
 
     let tail = store.tail_events(0, 100).await.expect("tail");
-    let got: Vec<(Uuid, &str, Option<JobState>, JobState)> = tail
-        .events
+    let events = jobs(&tail.events);
+    let got: Vec<(Uuid, &str, Option<JobState>, JobState)> = events
         .iter()
         .map(|e| (e.job_id, e.queue.as_str(), e.from, e.to))
         .collect();
@@ -75,19 +90,16 @@ async fn the_tail_returns_events_in_id_order_with_their_job() {
             (a, "media", Some(JobState::Pending), JobState::Cancelled),
         ]
     );
-    let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
+    let ids = ids_of(&tail.events);
     assert_eq!(ids, all_ids(store).await);
     assert_eq!(tail.snapshot.max_id, *ids.last().unwrap());
     assert!(tail.snapshot.xmin > 0);
-    assert_eq!(
-        tail.events[2].detail,
-        Some(serde_json::json!({"by": "test"}))
-    );
-    assert_eq!(tail.events[0].task_type, "echo");
+    assert_eq!(events[2].detail, Some(serde_json::json!({"by": "test"})));
+    assert_eq!(events[0].task_type, "echo");
 
     let after_first = store.tail_events(ids[0], 1).await.expect("tail");
     assert_eq!(after_first.events.len(), 1);
-    assert_eq!(after_first.events[0].id, ids[1]);
+    assert_eq!(after_first.events[0].id(), ids[1]);
     let id_tail = store.tail_event_ids(ids[0], 100).await.expect("ids");
     assert_eq!(id_tail.events, ids[1..]);
     let empty = store.tail_events(ids[2], 100).await.expect("tail");
@@ -109,9 +121,9 @@ async fn an_event_committed_late_is_invisible_until_then_and_its_transaction_sho
 
     let tail = store.tail_events(cursor, 100).await.expect("tail");
     assert_eq!(tail.events.len(), 1, "only the committed event is visible");
-    assert_eq!(tail.events[0].job_id, later);
+    assert_eq!(jobs(&tail.events)[0].job_id, later);
     assert!(
-        tail.events[0].id > cursor + 1,
+        tail.events[0].id() > cursor + 1,
         "the held transaction's id lies below it"
     );
     assert!(
@@ -127,7 +139,10 @@ async fn an_event_committed_late_is_invisible_until_then_and_its_transaction_sho
         .await
         .expect("commit");
     let tail = store.tail_events(cursor, 100).await.expect("tail");
-    let got: Vec<(Uuid, JobState)> = tail.events.iter().map(|e| (e.job_id, e.to)).collect();
+    let got: Vec<(Uuid, JobState)> = jobs(&tail.events)
+        .iter()
+        .map(|e| (e.job_id, e.to))
+        .collect();
     assert_eq!(
         got,
         [(held, JobState::Cancelled), (later, JobState::Pending)],
@@ -160,8 +175,8 @@ async fn an_aborted_event_never_appears_and_its_transaction_leaves_the_snapshot(
     assert!(after.xmin > xid);
     let tail = store.tail_events(cursor, 100).await.expect("tail");
     assert_eq!(tail.events.len(), 1);
-    assert_eq!(tail.events[0].job_id, later);
-    assert!(tail.events[0].id > cursor + 1, "the aborted id is a gap");
+    assert_eq!(jobs(&tail.events)[0].job_id, later);
+    assert!(tail.events[0].id() > cursor + 1, "the aborted id is a gap");
     db.cleanup().await;
 }
 
@@ -176,13 +191,12 @@ async fn history_pages_apply_every_filter_and_the_bounds() {
     store.cancel_job(b, "test").await.expect("cancel");
     let ids = all_ids(store).await;
     let everything = |filter: EventFilter| async move {
-        store
-            .events_between(&filter, 0, i64::MAX, 100)
-            .await
-            .expect("page")
-            .iter()
-            .map(|e| e.id)
-            .collect::<Vec<_>>()
+        ids_of(
+            &store
+                .events_between(&filter, 0, i64::MAX, 100)
+                .await
+                .expect("page"),
+        )
     };
     assert_eq!(everything(EventFilter::default()).await, ids);
     let by_job = everything(EventFilter {
@@ -210,7 +224,7 @@ async fn history_pages_apply_every_filter_and_the_bounds() {
         .events_between(&EventFilter::default(), ids[0], ids[1], 100)
         .await
         .expect("page");
-    assert_eq!(bounded.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    assert_eq!(ids_of(&bounded), [ids[1]]);
     let limited = store
         .events_between(&EventFilter::default(), 0, i64::MAX, 2)
         .await
@@ -222,6 +236,128 @@ async fn history_pages_apply_every_filter_and_the_bounds() {
         ..EventFilter::default()
     };
     assert!(matches.matches(&limited[0]) && !matches.matches(&limited[1]));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn workflow_status_changes_join_the_tail_in_id_order_and_filter_by_workflow_and_kind() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let plain = submit(store, spec("media")).await;
+    let spec: WorkflowSpec = serde_json::from_value(json!({
+        "name": "pair",
+        "steps": [
+            {"name": "a", "queue": "default", "type": "echo"},
+            {"name": "b", "queue": "default", "type": "echo", "depends_on": ["a"]},
+        ]
+    }))
+    .expect("spec");
+    let workflow = NewWorkflow {
+        id: Uuid::now_v7(),
+        spec,
+        template: None,
+    };
+    store
+        .insert_workflows(std::slice::from_ref(&workflow))
+        .await
+        .expect("insert workflow");
+    store
+        .evaluate_workflow(workflow.id, 64 * 1024)
+        .await
+        .expect("evaluate")
+        .expect("not locked");
+    store.cancel_job(plain, "test").await.expect("cancel");
+
+    let job_ids = all_ids(store).await;
+    let workflow_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM workflow_events ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .expect("workflow event ids");
+    let mut every_id: Vec<i64> = job_ids.iter().chain(&workflow_ids).copied().collect();
+    every_id.sort_unstable();
+
+    let tail = store.tail_events(0, 100).await.expect("tail");
+    assert_eq!(ids_of(&tail.events), every_id, "one log, in id order");
+    assert_eq!(tail.snapshot.max_id, *every_id.last().unwrap());
+    let moves: Vec<(Uuid, &str, Option<WorkflowStatus>, WorkflowStatus)> = tail
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Workflow(w) => Some((w.workflow_id, w.name.as_str(), w.from, w.to)),
+            StreamEvent::Job(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (workflow.id, "pair", None, WorkflowStatus::Pending),
+            (
+                workflow.id,
+                "pair",
+                Some(WorkflowStatus::Pending),
+                WorkflowStatus::Running
+            ),
+        ]
+    );
+    let id_tail = store.tail_event_ids(0, 100).await.expect("ids");
+    assert_eq!(id_tail.events, every_id);
+    let limited = store.tail_events(0, 3).await.expect("tail");
+    assert_eq!(
+        ids_of(&limited.events),
+        every_id[..3],
+        "the limit spans both logs"
+    );
+
+    let page = |filter: EventFilter| async move {
+        store
+            .events_between(&filter, 0, i64::MAX, 100)
+            .await
+            .expect("page")
+    };
+    let one_workflow = EventFilter {
+        workflow_id: Some(workflow.id),
+        ..EventFilter::default()
+    };
+    let events = page(one_workflow.clone()).await;
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| one_workflow.matches(e)));
+    assert!(
+        events.iter().all(|e| match e {
+            StreamEvent::Job(j) => j.workflow_id == Some(workflow.id) && j.job_id != plain,
+            StreamEvent::Workflow(w) => w.workflow_id == workflow.id,
+        }),
+        "{events:?}"
+    );
+    let plain_events = every_id.len() - events.len();
+    assert_eq!(
+        plain_events, 2,
+        "only the plain job's two events are left out"
+    );
+
+    let only_workflows = page(EventFilter {
+        kind: Some(EventKind::Workflow),
+        ..EventFilter::default()
+    })
+    .await;
+    assert_eq!(ids_of(&only_workflows), workflow_ids);
+    let only_jobs = page(EventFilter {
+        kind: Some(EventKind::Job),
+        ..EventFilter::default()
+    })
+    .await;
+    assert_eq!(ids_of(&only_jobs), job_ids);
+    let by_queue = EventFilter {
+        queue: Some("default".into()),
+        ..EventFilter::default()
+    };
+    assert!(!by_queue.wants(EventKind::Workflow));
+    assert!(page(by_queue).await.iter().all(|e| e.as_job().is_some()));
+    let contradiction = EventFilter {
+        kind: Some(EventKind::Workflow),
+        to_state: Some(JobState::Completed),
+        ..EventFilter::default()
+    };
+    assert!(page(contradiction).await.is_empty());
     db.cleanup().await;
 }
 

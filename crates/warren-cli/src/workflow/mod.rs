@@ -37,10 +37,14 @@ pub(crate) enum WorkflowCommand {
     },
     /// List workflows, newest first.
     List(ListArgs),
-    /// Show a workflow's status history.
+    /// Show a workflow's status history; with --follow, stream its status
+    /// changes and its steps' job events until it completes or is cancelled.
     Events {
         /// Workflow id.
         id: Uuid,
+        /// Stream live (Server-Sent Events), resuming after disconnects.
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Pause: no further step starts; running steps finish.
     Pause {
@@ -148,7 +152,10 @@ pub(crate) async fn run(ctx: &Context, command: WorkflowCommand) -> Result<ExitC
         WorkflowCommand::Status { id } => show::status(ctx, id).await,
         WorkflowCommand::Watch { id } => watch::run(ctx, id).await,
         WorkflowCommand::List(args) => show::list(ctx, args).await,
-        WorkflowCommand::Events { id } => show::events(ctx, id).await,
+        WorkflowCommand::Events { id, follow: false } => show::events(ctx, id).await,
+        WorkflowCommand::Events { id, follow: true } => {
+            crate::follow::follow(ctx, warren_client::EventSource::Workflow(id)).await
+        }
         WorkflowCommand::Pause { id } => control::pause(ctx, id).await,
         WorkflowCommand::Resume { id } => control::resume(ctx, id).await,
         WorkflowCommand::Cancel { id } => control::cancel(ctx, id).await,

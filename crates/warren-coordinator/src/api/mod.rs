@@ -61,7 +61,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/queues/{name}/resume", post(queues::resume))
         .route("/workflows", post(workflows::create).get(workflows::list))
         .route("/workflows/{id}", get(workflows::get))
-        .route("/workflows/{id}/events", get(workflows::events))
+        .route("/workflows/{id}/events", get(events::workflow_events))
         .route("/workflows/{id}/pause", post(workflows::pause))
         .route("/workflows/{id}/resume", post(workflows::resume))
         .route("/workflows/{id}/cancel", post(workflows::cancel))

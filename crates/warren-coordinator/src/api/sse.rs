@@ -7,7 +7,8 @@
 //! then on it forwards live events above what it has already covered. A
 //! stream that falls behind the live channel (lagged), or receives a batch
 //! the tailer did not read, catches up from the database the same way.
-//! Each SSE event is `id: <event id>`, `event: job`, `data: <JSON>`. The
+//! Each SSE event is `id: <event id>`, `event: job` (or `workflow` for a
+//! workflow's status change), `data: <JSON>`. The
 //! stream opens with an id-only event naming its starting position, so a
 //! client that reconnects before any event arrived (a stream started at
 //! "now") still resumes exactly where it began.
@@ -37,8 +38,6 @@ const HISTORY_PAGE: i64 = 500;
 /// Ids spanned by one history query without a job filter, so a rare filter
 /// never turns one query into a scan of the whole log.
 const HISTORY_WINDOW: i64 = 5_000;
-/// SSE event name of job transitions.
-const JOB_EVENT: &str = "job";
 
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +153,7 @@ impl EventStream {
     /// One page of history above the position, up to `upto`.
     async fn read_history(&mut self, upto: i64) -> Result<(), StoreError> {
         let end = if self.filter.job_id.is_some() {
-            upto // the job index bounds the query
+            upto // the job's index bounds the query
         } else {
             upto.min(self.position.saturating_add(HISTORY_WINDOW))
         };
@@ -164,7 +163,7 @@ impl EventStream {
             .events_between(&self.filter, self.position, end, HISTORY_PAGE)
             .await?;
         self.position = match page.last() {
-            Some(last) if page.len() as i64 == HISTORY_PAGE => last.id,
+            Some(last) if page.len() as i64 == HISTORY_PAGE => last.id(),
             _ => end,
         };
         for event in page {
@@ -184,7 +183,7 @@ impl EventStream {
             return;
         };
         for item in items {
-            if item.event.id > self.position && self.filter.matches(&item.event) {
+            if item.event.id() > self.position && self.filter.matches(&item.event) {
                 self.pending.push_back(sse_event(item));
             }
         }
@@ -194,8 +193,8 @@ impl EventStream {
 
 fn sse_event(item: &StreamItem) -> Event {
     Event::default()
-        .id(item.event.id.to_string())
-        .event(JOB_EVENT)
+        .id(item.event.id().to_string())
+        .event(item.event.kind().as_str())
         .data(&item.json)
 }
 

@@ -120,7 +120,7 @@ pub(super) async fn get(
     Ok(Json(progress::progress(&workflow, &steps)))
 }
 
-/// Query string of `GET /v1/workflows/{id}/events`.
+/// Query string of `GET /v1/workflows/{id}/events` (the JSON form).
 #[derive(Deserialize)]
 pub(super) struct EventsQuery {
     after: Option<i64>,

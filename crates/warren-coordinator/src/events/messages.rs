@@ -1,12 +1,13 @@
 //! Packing settled events into messages for `<ns>.events`: one message per
-//! routing key (`job.<to_state>.<queue>`) and tail read, each body an
-//! `EventBatch` (`{"v": 1, "events": [...]}`), split when it would exceed a
+//! routing key (`job.<to_state>.<queue>` or `workflow.<status>`) and tail
+//! read, each body an `EventBatch` (`{"v": 1, "events": [...]}`; one routing
+//! key means one kind of event per message), split when it would exceed a
 //! count or byte bound. Events keep their id order inside a message, and
 //! messages go out in the order of their first event.
 
 use std::collections::HashMap;
 
-use warren_core::protocol::TransitionEvent;
+use warren_core::protocol::StreamEvent;
 
 /// Most events in one message.
 pub(crate) const MAX_EVENTS_PER_MESSAGE: usize = 1_000;
@@ -16,11 +17,11 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// `(routing key, body)` pairs to publish, in order.
 pub(crate) fn pack(
-    events: &[TransitionEvent],
+    events: &[StreamEvent],
     max_events: usize,
     max_bytes: usize,
 ) -> Vec<(String, Vec<u8>)> {
-    let mut groups: Vec<(String, Vec<&TransitionEvent>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&StreamEvent>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in events {
         let key = event.routing_key();
@@ -60,13 +61,16 @@ pub(crate) fn pack(
 mod tests {
     use chrono::Utc;
     use uuid::Uuid;
-    use warren_core::protocol::{decode, EventBatch, PROTOCOL_VERSION};
+    use warren_core::protocol::{
+        decode, EventBatch, TransitionEvent, WorkflowTransitionEvent, PROTOCOL_VERSION,
+    };
+    use warren_core::workflow::WorkflowStatus;
     use warren_core::JobState;
 
     use super::*;
 
-    fn event(id: i64, to: JobState, queue: &str) -> TransitionEvent {
-        TransitionEvent {
+    fn event(id: i64, to: JobState, queue: &str) -> StreamEvent {
+        StreamEvent::Job(TransitionEvent {
             v: PROTOCOL_VERSION,
             id,
             job_id: Uuid::now_v7(),
@@ -80,7 +84,20 @@ mod tests {
             worker_id: None,
             at: Utc::now(),
             detail: None,
-        }
+        })
+    }
+
+    fn workflow_event(id: i64, to: WorkflowStatus) -> StreamEvent {
+        StreamEvent::Workflow(WorkflowTransitionEvent {
+            v: PROTOCOL_VERSION,
+            id,
+            workflow_id: Uuid::now_v7(),
+            name: "build".into(),
+            from: None,
+            to,
+            at: Utc::now(),
+            detail: None,
+        })
     }
 
     fn ids(body: &[u8]) -> Vec<i64> {
@@ -102,6 +119,24 @@ mod tests {
         assert_eq!(ids(&messages[0].1), [1, 4]);
         assert_eq!(ids(&messages[1].1), [2]);
         assert_eq!(ids(&messages[2].1), [3]);
+    }
+
+    #[test]
+    fn workflow_events_get_messages_of_their_own() {
+        let events = [
+            event(1, JobState::Completed, "a"),
+            workflow_event(2, WorkflowStatus::Completed),
+            event(3, JobState::Completed, "a"),
+            workflow_event(4, WorkflowStatus::Completed),
+        ];
+        let messages = pack(&events, 100, 1 << 20);
+        let keys: Vec<&str> = messages.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["job.completed.a", "workflow.completed"]);
+        assert_eq!(ids(&messages[0].1), [1, 3]);
+        let batch: EventBatch<WorkflowTransitionEvent> =
+            decode(&messages[1].1, 1 << 20).expect("a batch of workflow events");
+        let ids: Vec<i64> = batch.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [2, 4]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The durable event stream: every job transition (a row of `job_events`),
-//! in id order with no gaps, to two kinds of readers.
+//! The durable event stream: every job transition (a row of `job_events`)
+//! and every workflow status change (`workflow_events`, ids from the same
+//! sequence), in id order with no gaps, to two kinds of readers.
 //!
 //! - [`publisher`]: one coordinator at a time (it claims the
 //!   `event_publication` row) publishes batches to the topic exchange
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use warren_core::protocol::TransitionEvent;
+use warren_core::protocol::StreamEvent;
 
 /// Events read per tail query.
 pub(crate) const TAIL_BATCH: i64 = 2_000;
@@ -28,12 +29,12 @@ pub(crate) const TAIL_BATCH: i64 = 2_000;
 /// once for every client.
 #[derive(Debug)]
 pub(crate) struct StreamItem {
-    pub(crate) event: TransitionEvent,
+    pub(crate) event: StreamEvent,
     pub(crate) json: String,
 }
 
 impl StreamItem {
-    pub(crate) fn new(event: TransitionEvent) -> Self {
+    pub(crate) fn new(event: StreamEvent) -> Self {
         let json = serde_json::to_string(&event).expect("events always serialize");
         Self { event, json }
     }

@@ -1,4 +1,4 @@
-//! Publishing job events to the topic exchange `<ns>.events`.
+//! Publishing job and workflow events to the topic exchange `<ns>.events`.
 //!
 //! Exactly one coordinator publishes at a time. Each tick it claims the
 //! `event_publication` row (`FOR UPDATE SKIP LOCKED`; a coordinator that
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, Publisher, Session};
+use warren_core::protocol::StreamEvent;
 use warren_store::StoreError;
 
 use super::gaps::GapTracker;
@@ -140,7 +141,7 @@ async fn tick(
         tracker.reset(cursor); // another coordinator published meanwhile
     }
     let tail = claim.tail_events(cursor, PUBLISH_BATCH).await?;
-    let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
+    let ids: Vec<i64> = tail.events.iter().map(StreamEvent::id).collect();
     let advance = tracker.advance(&ids, tail.snapshot.xmin);
     if tracker.needs_bound() {
         tracker.set_bound(shared.store.xid_bound().await?);

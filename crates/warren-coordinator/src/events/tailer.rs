@@ -1,4 +1,4 @@
-//! The tailer: one per coordinator process, reading `job_events` in id
+//! The tailer: one per coordinator process, reading both event logs in id
 //! order through a [`GapTracker`] and handing each settled run to the
 //! [`EventHub`](super::EventHub) for this process's Server-Sent Events
 //! clients. It polls every `WARREN_POLL_INTERVAL`, at once again after a
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use warren_core::protocol::StreamEvent;
 use warren_store::{Store, StoreError, TailSnapshot};
 
 use super::gaps::GapTracker;
@@ -74,7 +75,7 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
     let before = tracker.cursor();
     let (snapshot, read, items) = if shared.events.has_listeners() {
         let tail = shared.store.tail_events(before, TAIL_BATCH).await?;
-        let ids: Vec<i64> = tail.events.iter().map(|e| e.id).collect();
+        let ids: Vec<i64> = tail.events.iter().map(StreamEvent::id).collect();
         let emit = advance(shared, tracker, &ids, &tail.snapshot);
         let items = tail
             .events

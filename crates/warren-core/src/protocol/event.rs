@@ -62,18 +62,21 @@ pub fn job_routing_key(to: JobState, queue: &str) -> String {
 }
 
 /// The body of one message on `<ns>.events`: `{"v": 1, "events": [...]}`,
-/// every event with the message's routing key, in id order.
+/// every event with the message's routing key, in id order. Messages routed
+/// `job.…` carry [`TransitionEvent`]s (the default `E`), messages routed
+/// `workflow.…` carry
+/// [`WorkflowTransitionEvent`](super::WorkflowTransitionEvent)s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventBatch {
+pub struct EventBatch<E = TransitionEvent> {
     /// Protocol version (1).
     pub v: u32,
     /// The events, oldest first.
-    pub events: Vec<TransitionEvent>,
+    pub events: Vec<E>,
 }
 
-impl EventBatch {
+impl<E> EventBatch<E> {
     /// A batch of `events`.
-    pub fn new(events: Vec<TransitionEvent>) -> Self {
+    pub fn new(events: Vec<E>) -> Self {
         Self {
             v: PROTOCOL_VERSION,
             events,
@@ -81,7 +84,7 @@ impl EventBatch {
     }
 }
 
-impl Versioned for EventBatch {
+impl<E> Versioned for EventBatch<E> {
     fn version(&self) -> u32 {
         self.v
     }
