@@ -831,9 +831,10 @@ fn check_container(deployment: &Yaml, binary: &str, secret: &Yaml, env_port: &st
         if !secret_ref.is_null() {
             assert_eq!(text(&secret_ref["name"]), text(&secret["metadata"]["name"]));
             let key = text(&secret_ref["key"]);
+            let optional = secret_ref["optional"].as_bool() == Some(true);
             assert!(
-                !secret["stringData"][key.as_str()].is_null(),
-                "{binary}: secret key {key}"
+                optional || !secret["stringData"][key.as_str()].is_null(),
+                "{binary}: secret key {key} (required, so it must be in the Secret)"
             );
         }
         names.push(name);
