@@ -274,6 +274,45 @@ async fn task_defaults_fill_only_what_a_job_leaves_unset() {
         Some(60_000)
     );
 
+    // Workflow steps get the same defaults for what they leave unset.
+    let (status, body) = admin(
+        api,
+        "POST",
+        "/v1/workflows",
+        Some(json!({
+            "name": "media-pipeline",
+            "steps": [
+                {"name": "render", "queue": "media", "type": "video"},
+                {"name": "thumb", "queue": "media", "type": "image", "timeout_ms": 1000,
+                 "retry": {"max_attempts": 2}, "depends_on": ["render"]},
+                {"name": "nap", "queue": "media", "type": "sleep", "depends_on": ["render"]},
+                {"name": "other", "queue": "default", "type": "sleep", "depends_on": ["render"]},
+            ]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let steps: Vec<(String, Option<i64>, i32)> = sqlx::query_as(
+        "SELECT step_name, timeout_ms, max_attempts FROM jobs
+          WHERE workflow_id = $1::uuid ORDER BY step_name",
+    )
+    .bind(body["id"].as_str().unwrap())
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let expect =
+        |name: &str, timeout: Option<i64>, attempts: i32| (name.to_owned(), timeout, attempts);
+    assert_eq!(
+        steps,
+        [
+            expect("nap", Some(300), 1),
+            expect("other", None, 5),
+            expect("render", Some(3_600_000), 5),
+            expect("thumb", Some(1_000), 2),
+        ],
+        "defaults fill unset fields only, on the step's own queue"
+    );
+
     // A job whose own fields clash with the defaults is refused, saying why.
     let (status, _) = admin(
         api,

@@ -1,5 +1,6 @@
 //! Per-task-type defaults of each queue (timeout, retry policy), filled into
-//! submitted jobs that do not set them, at AMQP intake and at `POST /v1/jobs`.
+//! submitted jobs that do not set them, at AMQP intake and at `POST /v1/jobs`,
+//! and into workflow steps when a workflow is prepared (both paths).
 //! They are read from the `queues` table once per batch, so a change made
 //! through any coordinator applies to the next batch everywhere.
 
@@ -8,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use tokio_util::sync::CancellationToken;
 use warren_broker::Delivery;
 use warren_core::protocol::{InvalidJobSpec, JobSpec, SubmitEnvelope};
-use warren_core::queue::TaskDefaultsByType;
+use warren_core::queue::{TaskDefaults as QueueTaskDefaults, TaskDefaultsByType};
 use warren_store::{Store, StoreError};
 
 use crate::batch::{with_db_retry, DbOutcome};
@@ -26,7 +27,15 @@ impl TaskDefaults {
         store: &Store,
         jobs: impl Iterator<Item = &'a JobSpec>,
     ) -> Result<TaskDefaults, StoreError> {
-        let queues: BTreeSet<&str> = jobs.map(|j| j.queue.as_str()).collect();
+        Self::load_queues(store, jobs.map(|j| j.queue.as_str())).await
+    }
+
+    /// Reads the defaults of these queues (one query).
+    pub(crate) async fn load_queues<'a>(
+        store: &Store,
+        queues: impl Iterator<Item = &'a str>,
+    ) -> Result<TaskDefaults, StoreError> {
+        let queues: BTreeSet<&str> = queues.collect();
         let by_queue = if queues.is_empty() {
             HashMap::new()
         } else {
@@ -36,15 +45,16 @@ impl TaskDefaults {
         Ok(TaskDefaults { by_queue })
     }
 
+    /// The defaults of `queue` for `task_type`, if it has any.
+    pub(crate) fn get(&self, queue: &str, task_type: &str) -> Option<&QueueTaskDefaults> {
+        self.by_queue.get(queue)?.get(task_type)
+    }
+
     /// Fills what `job` leaves unset from its queue's defaults for its task
     /// type, then validates it again (its own fields and the defaults must
     /// fit together, e.g. a base delay under the cap).
     pub(crate) fn apply(&self, job: &mut JobSpec) -> Result<(), InvalidJobSpec> {
-        let Some(defaults) = self
-            .by_queue
-            .get(&job.queue)
-            .and_then(|types| types.get(&job.task_type))
-        else {
+        let Some(defaults) = self.get(&job.queue, &job.task_type) else {
             return Ok(());
         };
         job.apply_defaults(defaults);

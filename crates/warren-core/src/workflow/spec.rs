@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::WorkflowError;
 use crate::protocol::JobSpec;
-use crate::retry::RetryPolicy;
+use crate::queue::TaskDefaults;
+use crate::retry::{InvalidRetryPolicy, RetryPolicy};
 
 /// `max_recovery_attempts` when a definition does not say.
 pub const DEFAULT_MAX_RECOVERY_ATTEMPTS: u32 = 3;
@@ -174,6 +175,18 @@ impl WorkflowSpec {
 }
 
 impl StepSpec {
+    /// Fills what the step leaves unset from its queue's defaults for its
+    /// task type, as for a job: the timeout, and the retry policy when the
+    /// step names none (a step's policy, when given, is complete). Fails
+    /// when the defaults' retry fields do not make a valid policy.
+    pub fn apply_defaults(&mut self, defaults: &TaskDefaults) -> Result<(), InvalidRetryPolicy> {
+        self.timeout_ms = self.timeout_ms.or(defaults.timeout_ms);
+        if self.retry.is_none() && !defaults.retry.is_empty() {
+            self.retry = Some(defaults.retry.resolve()?);
+        }
+        Ok(())
+    }
+
     /// The job this step becomes, with a fresh id and the payload as written
     /// (references unresolved): the engine resolves the payload when the step
     /// is released and fills in the workflow columns itself.
@@ -183,5 +196,64 @@ impl StepSpec {
         job.retry = self.retry.map(Into::into).unwrap_or_default();
         job.timeout_ms = self.timeout_ms;
         job
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::retry::RetrySpec;
+
+    fn step(extra: Value) -> StepSpec {
+        let mut value = json!({"name": "s", "queue": "media", "type": "video"});
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).expect("a step")
+    }
+
+    fn defaults(timeout_ms: Option<u64>, max_attempts: Option<u32>) -> TaskDefaults {
+        TaskDefaults {
+            timeout_ms,
+            retry: RetrySpec {
+                max_attempts,
+                ..RetrySpec::default()
+            },
+        }
+    }
+
+    #[test]
+    fn queue_defaults_fill_only_what_a_step_leaves_unset() {
+        let mut bare = step(json!({}));
+        bare.apply_defaults(&defaults(Some(3_600_000), Some(2)))
+            .unwrap();
+        assert_eq!(bare.timeout_ms, Some(3_600_000));
+        assert_eq!(bare.retry.map(|r| r.max_attempts), Some(2));
+
+        let mut own = step(json!({"timeout_ms": 1000, "retry": {"max_attempts": 7}}));
+        own.apply_defaults(&defaults(Some(5), Some(2))).unwrap();
+        assert_eq!(own.timeout_ms, Some(1000));
+        assert_eq!(own.retry.map(|r| r.max_attempts), Some(7));
+
+        let mut untouched = step(json!({}));
+        untouched.apply_defaults(&defaults(None, None)).unwrap();
+        assert_eq!((untouched.timeout_ms, untouched.retry), (None, None));
+    }
+
+    #[test]
+    fn defaults_that_make_no_valid_policy_are_an_error() {
+        let mut bare = step(json!({}));
+        let bad = TaskDefaults {
+            timeout_ms: None,
+            retry: RetrySpec {
+                base_delay_ms: Some(10_000),
+                max_delay_ms: Some(1),
+                ..RetrySpec::default()
+            },
+        };
+        assert!(bare.apply_defaults(&bad).is_err());
     }
 }
