@@ -276,3 +276,53 @@ async fn a_task_waiting_in_a_busy_worker_s_prefetch_buffer_is_not_dispatched_aga
     }
     env.cleanup(&["default"]).await;
 }
+
+#[tokio::test]
+async fn a_job_that_stops_reporting_progress_times_out_and_one_that_reports_completes() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let store = env.store().await;
+    let _worker = env.start_worker(&["default"]);
+    // Stalled: a program that runs long and never reports progress.
+    let mut stalled = JobSpec::new("default", "exec", json!({ "cmd": ["sleep", "30"] }));
+    stalled.no_progress_timeout_ms = Some(1_000);
+    stalled.retry.max_attempts = Some(1);
+    // Alive: a 4 s sleep reporting progress every 400 ms under a 1.5 s limit.
+    let mut alive = JobSpec::new("default", "sleep", json!({ "ms": 4_000 }));
+    alive.no_progress_timeout_ms = Some(1_500);
+    alive.retry.max_attempts = Some(1);
+    let ids = env.submit(vec![stalled, alive]).await;
+
+    let timed_out = env
+        .wait_job(&store, ids[0], "stalled job timed out", |j| {
+            j.state() == JobState::Timeout
+        })
+        .await;
+    assert_eq!(timed_out.no_progress_timeout_ms, Some(1_000));
+    assert!(
+        timed_out
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no progress")),
+        "{:?}",
+        timed_out.error
+    );
+    let completed = env
+        .wait_job(&store, ids[1], "progressing job completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(completed.attempt, 1);
+    assert_eq!(count_events(&env, ids[1], "running", "timeout").await, 0);
+    let metrics = reqwest::get(format!("{}/metrics", coordinator.api_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"warren_rescued_jobs_total{reason="no_progress"} 1"#),
+        "counted once under its reason"
+    );
+    env.cleanup(&["default"]).await;
+}

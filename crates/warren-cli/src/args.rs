@@ -185,6 +185,9 @@ pub(crate) struct SubmitArgs {
     /// Per-attempt timeout, e.g. 30s, 5m.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) timeout: Option<Duration>,
+    /// Time out an attempt that reports no progress for this long, e.g. 1m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) no_progress_timeout: Option<Duration>,
     /// Priority 0-9, higher runs first.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub(crate) priority: i16,

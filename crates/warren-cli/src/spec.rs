@@ -42,6 +42,7 @@ fn build_spec(args: &SubmitArgs, payload: Value) -> Result<JobSpec, CliError> {
     // Unset fields are left to the queue's defaults for this task type.
     spec.retry.max_attempts = max_attempts;
     spec.timeout_ms = args.timeout.map(|d| millis(d.as_millis()));
+    spec.no_progress_timeout_ms = args.no_progress_timeout.map(|d| millis(d.as_millis()));
     spec.delay_ms = args.delay.map(|d| millis(d.as_millis()));
     spec.priority = args.priority;
     spec.idempotency_key = args.idempotency_key.clone();
@@ -135,9 +136,17 @@ mod tests {
 
     #[test]
     fn durations_become_milliseconds() {
-        let spec = one_spec(&["--delay", "5s", "--timeout", "1m"]);
+        let spec = one_spec(&[
+            "--delay",
+            "5s",
+            "--timeout",
+            "1m",
+            "--no-progress-timeout",
+            "20s",
+        ]);
         assert_eq!(spec.delay_ms, Some(5_000));
         assert_eq!(spec.timeout_ms, Some(60_000));
+        assert_eq!(spec.no_progress_timeout_ms, Some(20_000));
         assert_eq!(one_spec(&["--delay", "250ms"]).delay_ms, Some(250));
         let bad = ["warren", "submit", "--type", "echo", "--delay", "soon"];
         assert!(Cli::try_parse_from(bad).is_err());

@@ -32,6 +32,9 @@ pub struct Job {
     pub max_attempts: u32,
     /// Per-attempt timeout.
     pub timeout_ms: Option<u64>,
+    /// Stall limit: longest time without a progress report (opt-in).
+    #[serde(default)]
+    pub no_progress_timeout_ms: Option<u64>,
     /// Not dispatched before this time.
     pub run_at: DateTime<Utc>,
     /// Worker running (or last running) it.

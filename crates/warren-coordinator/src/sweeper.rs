@@ -1,6 +1,7 @@
 //! The sweeper: every `sweep_interval`, using the database clock and
 //! `SKIP LOCKED`, times out running jobs whose worker went silent or whose
-//! deadline passed (telling the worker to stop). Lost task messages are
+//! deadline passed or that stalled (no progress for their opt-in
+//! `no_progress_timeout_ms`), telling the worker to stop. Lost task messages are
 //! handled by [`crate::redispatch`] (it needs the broker); retries and
 //! delayed jobs are picked up by the dispatcher's own poll.
 
@@ -46,6 +47,11 @@ async fn sweep(shared: &Shared) -> Result<(), StoreError> {
         .expire_deadlines(config.deadline_grace, SWEEP_LIMIT)
         .await?;
     handle(shared, late, "deadline");
+    let stalled = shared
+        .store
+        .expire_stalled(config.deadline_grace, SWEEP_LIMIT)
+        .await?;
+    handle(shared, stalled, "no_progress");
     Ok(())
 }
 

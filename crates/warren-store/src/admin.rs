@@ -9,7 +9,7 @@ use crate::{JobEvent, JobRow, Store, StoreError, Transition, MAX_PAGE_SIZE};
 /// Columns of [`JobRow`].
 pub(crate) const JOB_COLUMNS: &str =
     "id, queue, task_type, state::text AS state, payload, priority, attempt, max_attempts,
-    timeout_ms, run_at, worker_id, progress, stage, checkpoint, result, error, idempotency_key,
+    timeout_ms, no_progress_timeout_ms, run_at, worker_id, progress, stage, checkpoint, result, error, idempotency_key,
     requires_approval, metadata, created_at, queued_at, started_at, finished_at";
 
 /// An operator's move that happened.

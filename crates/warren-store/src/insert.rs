@@ -28,6 +28,7 @@ impl Store {
         let mut caps = Vec::with_capacity(n);
         let mut jitters = Vec::with_capacity(n);
         let mut timeouts = Vec::with_capacity(n);
+        let mut stalls = Vec::with_capacity(n);
         let mut run_ats = Vec::with_capacity(n);
         let mut delays = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
@@ -52,6 +53,7 @@ impl Store {
             caps.push(retry.max_delay_ms as i64);
             jitters.push(retry.jitter);
             timeouts.push(spec.timeout_ms.map(|t| t as i64));
+            stalls.push(spec.no_progress_timeout_ms.map(|t| t as i64));
             run_ats.push(spec.run_at);
             delays.push(spec.delay_ms.unwrap_or(0) as i64);
             keys.push(spec.idempotency_key.as_deref());
@@ -63,16 +65,19 @@ impl Store {
             "WITH inserted AS (
              INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
                                retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
-                               run_at, idempotency_key, requires_approval, metadata)
+                               run_at, idempotency_key, requires_approval, metadata,
+                               no_progress_timeout_ms)
              SELECT r.id, r.queue, r.task_type, r.payload, r.state::job_state, r.priority, r.max_attempts,
                     r.base, r.factor, r.cap, r.jitter, r.timeout_ms,
                     COALESCE(r.run_at, now() + r.delay_ms * interval '1 millisecond'),
-                    r.idem, r.approval, r.metadata
+                    r.idem, r.approval, r.metadata, r.stall_ms
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int2[], $7::int4[],
                          $8::int8[], $9::float8[], $10::int8[], $11::float8[], $12::int8[],
-                         $13::timestamptz[], $14::int8[], $15::text[], $16::bool[], $17::jsonb[])
+                         $13::timestamptz[], $14::int8[], $15::text[], $16::bool[], $17::jsonb[],
+                         $18::int8[])
                   AS r(id, queue, task_type, payload, state, priority, max_attempts,
-                       base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata)
+                       base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata,
+                       stall_ms)
              ON CONFLICT DO NOTHING
              RETURNING id, queue),
              registered AS (
@@ -97,6 +102,7 @@ impl Store {
         .bind(&keys)
         .bind(&approvals)
         .bind(&metadata)
+        .bind(&stalls)
         .fetch_all(&self.pool)
         .await?;
         Ok(created)

@@ -49,6 +49,8 @@ pub struct JobRow {
     pub max_attempts: i32,
     /// Per-attempt timeout.
     pub timeout_ms: Option<i64>,
+    /// Stall limit: longest time without a progress report (opt-in).
+    pub no_progress_timeout_ms: Option<i64>,
     /// Not dispatched before this time.
     pub run_at: DateTime<Utc>,
     /// Worker running (or last running) it.

@@ -60,6 +60,27 @@ impl Store {
         .await
     }
 
+    /// Running jobs with a `no_progress_timeout_ms` that have reported no
+    /// progress (nor started) for that long plus `grace` go to `timeout`;
+    /// the worker is told to stop (DESIGN §3.6, opt-in per job).
+    pub async fn expire_stalled(
+        &self,
+        grace: Duration,
+        limit: i64,
+    ) -> Result<SweepOutcome, StoreError> {
+        self.time_out_running(
+            "SELECT j.id FROM jobs j
+              WHERE j.state = 'running' AND j.no_progress_timeout_ms IS NOT NULL
+                AND COALESCE(j.progress_at, j.started_at)
+                    + (j.no_progress_timeout_ms + $1) * interval '1 millisecond' < now()
+              LIMIT $2 FOR UPDATE SKIP LOCKED",
+            "no progress reported within no_progress_timeout_ms",
+            grace,
+            limit,
+        )
+        .await
+    }
+
     async fn time_out_running(
         &self,
         select: &str,

@@ -78,6 +78,11 @@ pub struct JobSpec {
     /// queue's default for this task type (if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Opt-in stall detection: an attempt that reports no progress (nor
+    /// starts) for this many milliseconds times out, and its worker is told
+    /// to stop. Unset: no limit beyond `timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_progress_timeout_ms: Option<u64>,
     /// Do not dispatch before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<DateTime<Utc>>,
@@ -116,6 +121,7 @@ impl JobSpec {
             priority: 0,
             retry: RetrySpec::default(),
             timeout_ms: None,
+            no_progress_timeout_ms: None,
             run_at: None,
             delay_ms: None,
             idempotency_key: None,
@@ -165,6 +171,9 @@ impl JobSpec {
         }
         if matches!(self.timeout_ms, Some(t) if t == 0 || t > MAX_TIMEOUT_MS) {
             return fail("timeout_ms must be between 1 and one week".into());
+        }
+        if matches!(self.no_progress_timeout_ms, Some(t) if t == 0 || t > MAX_TIMEOUT_MS) {
+            return fail("no_progress_timeout_ms must be between 1 and one week".into());
         }
         if self.run_at.is_some() && self.delay_ms.is_some() {
             return fail("give run_at or delay_ms, not both".into());
@@ -243,6 +252,14 @@ mod tests {
             },
             JobSpec {
                 timeout_ms: Some(0),
+                ..base.clone()
+            },
+            JobSpec {
+                no_progress_timeout_ms: Some(0),
+                ..base.clone()
+            },
+            JobSpec {
+                no_progress_timeout_ms: Some(MAX_TIMEOUT_MS + 1),
                 ..base.clone()
             },
             JobSpec {

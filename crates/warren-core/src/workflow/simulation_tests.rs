@@ -96,6 +96,7 @@ impl Case {
                 priority: 0,
                 retry: None,
                 timeout_ms: None,
+                no_progress_timeout_ms: None,
                 depends_on,
                 run_if: self.run_if[i],
             });

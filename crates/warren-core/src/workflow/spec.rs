@@ -68,6 +68,9 @@ pub struct StepSpec {
     /// Per-attempt execution timeout in milliseconds, as for a job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Stall detection in milliseconds, as for a job (opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_progress_timeout_ms: Option<u64>,
     /// Steps that must finish first, by name or 0-based position in `steps`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<StepRef>,
@@ -195,6 +198,7 @@ impl StepSpec {
         job.priority = self.priority;
         job.retry = self.retry.map(Into::into).unwrap_or_default();
         job.timeout_ms = self.timeout_ms;
+        job.no_progress_timeout_ms = self.no_progress_timeout_ms;
         job
     }
 }

@@ -33,6 +33,7 @@ pub(crate) async fn insert_step_rows(
     let mut caps = Vec::with_capacity(n);
     let mut jitters = Vec::with_capacity(n);
     let mut timeouts = Vec::with_capacity(n);
+    let mut stalls = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
     let mut positions = Vec::with_capacity(n);
     let mut parents = Vec::with_capacity(n);
@@ -50,6 +51,7 @@ pub(crate) async fn insert_step_rows(
         caps.push(policy.max_delay_ms as i64);
         jitters.push(policy.jitter);
         timeouts.push(step.timeout_ms.map(|t| t as i64));
+        stalls.push(step.no_progress_timeout_ms.map(|t| t as i64));
         names.push(step.name.as_str());
         positions.push(index as i32);
         let parent_names: Vec<&str> = dag
@@ -63,16 +65,17 @@ pub(crate) async fn insert_step_rows(
         "WITH inserted AS (
              INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
                                retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
-                               workflow_id, step_name, step_index, depends_on)
+                               no_progress_timeout_ms, workflow_id, step_name, step_index, depends_on)
              SELECT r.id, r.queue, r.task_type, r.payload, 'blocked', r.priority, r.max_attempts,
-                    r.base, r.factor, r.cap, r.jitter, r.timeout_ms,
+                    r.base, r.factor, r.cap, r.jitter, r.timeout_ms, r.stall_ms,
                     $13, r.step_name, r.step_index,
                     ARRAY(SELECT jsonb_array_elements_text(r.parents))
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::int4[],
                          $7::int8[], $8::float8[], $9::int8[], $10::float8[], $11::int8[],
-                         $12::text[], $14::int4[], $15::jsonb[])
+                         $12::text[], $14::int4[], $15::jsonb[], $16::int8[])
                   AS r(id, queue, task_type, payload, priority, max_attempts,
-                       base, factor, cap, jitter, timeout_ms, step_name, step_index, parents)
+                       base, factor, cap, jitter, timeout_ms, step_name, step_index, parents,
+                       stall_ms)
              RETURNING queue)
          INSERT INTO queues (name) SELECT DISTINCT queue FROM inserted ON CONFLICT DO NOTHING",
     )
@@ -91,6 +94,7 @@ pub(crate) async fn insert_step_rows(
     .bind(workflow_id)
     .bind(&positions)
     .bind(&parents)
+    .bind(&stalls)
     .execute(&mut *conn)
     .await?;
     Ok(ids)
