@@ -7,11 +7,13 @@
 # BENCH_RATE_JOBS, BENCH_CONCURRENCY, BENCH_WORKERS (worker processes),
 # BENCH_RETAINED (terminal jobs loaded into the table first, to measure
 # throughput against a large history) and BENCH_PENDING (pending jobs on a
-# queue no worker consumes, to measure coordinator memory with a backlog).
+# queue no worker consumes, to measure coordinator memory with a backlog),
+# BENCH_BIN (directory of the binaries, default target/release; lets paired
+# before/after runs alternate between two builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-bin=target/release
+bin=${BENCH_BIN:-target/release}
 jobs=${BENCH_JOBS:-20000}
 rate=${BENCH_RATE:-1000}
 rate_jobs=${BENCH_RATE_JOBS:-10000}

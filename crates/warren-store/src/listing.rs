@@ -19,8 +19,9 @@ pub const MAX_PAGE_SIZE: i64 = 500;
 
 /// Orders of a job listing. Each is served by an index: creation order by
 /// the primary key (a UUID v7 id starts with its creation time, and the
-/// `(state, id)` and `(queue, state, id)` indexes end with it), finish order
-/// by `jobs_finished_idx`.
+/// `(state, id)` and `(queue, state, id)` indexes end with it; the former
+/// leaves out `completed`, which the primary key serves in id order since
+/// nearly every row is completed), finish order by `jobs_finished_idx`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum JobSort {
     /// Newest first (the default).

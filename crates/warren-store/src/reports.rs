@@ -1,10 +1,13 @@
 //! Applying a batch of worker reports in one transaction.
 //!
 //! Phases keep each attempt's own order (Started → Progress → Completed or
-//! Failed): all starts (explicit, and implied by a coalesced result) in one
-//! UNNEST UPDATE, then progress, then completions, then failures. Every
-//! UPDATE is guarded by (state, attempt, lease); a report that matches no
-//! row is stale — a duplicate, out of date, or for a cancelled job.
+//! Failed): all starts (explicit, and implied by a coalesced failure) in one
+//! UNNEST UPDATE, then progress, then completions, then failures. A
+//! coalesced completion (its attempt still `queued`) makes both moves in ONE
+//! row update: `transition_via = 'running'` has the trigger check and record
+//! queued → running → completed, so the job writes one row version instead
+//! of two. Every UPDATE is guarded by (state, attempt, lease); a report that
+//! matches no row is stale — a duplicate, out of date, or for a cancelled job.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -87,10 +90,10 @@ async fn apply_starts(
         .iter()
         .filter_map(|(worker, report)| match report {
             Report::Started { job } => Some((*worker, *job, true)),
-            Report::Completed { job, .. } | Report::Failed { job, .. } => {
-                Some((*worker, *job, false))
-            }
-            Report::Progress { .. } => None,
+            // A coalesced completion starts in `apply_completions`, in the
+            // same row update that completes it.
+            Report::Failed { job, .. } => Some((*worker, *job, false)),
+            Report::Completed { .. } | Report::Progress { .. } => None,
         })
         .collect();
     if starts.is_empty() {
@@ -190,6 +193,11 @@ async fn apply_progress(
     Ok(())
 }
 
+/// Completes attempts in two guarded UNNEST UPDATEs, each row updated once:
+/// first the coalesced ones still `queued` (queued → running → completed in
+/// one row version, both events written by the trigger), then the ones
+/// already `running`. An attempt whose explicit Started came in this batch
+/// was moved by [`apply_starts`] and is completed by the second statement.
 async fn apply_completions(
     conn: &mut PgConnection,
     batch: &[(&str, &Report)],
@@ -197,16 +205,35 @@ async fn apply_completions(
 ) -> Result<(), StoreError> {
     let mut refs = Vec::new();
     let mut results = Vec::new();
-    for (_, report) in batch {
+    let mut workers = Vec::new();
+    for (worker, report) in batch {
         if let Report::Completed { job, result } = report {
             refs.push(*job);
             results.push(result.clone());
+            workers.push(*worker);
         }
     }
     if refs.is_empty() {
         return Ok(());
     }
     let (ids, attempts, leases) = unzip_refs(&refs);
+    let implied: Vec<ImpliedStart> = sqlx::query_as(
+        "UPDATE jobs j SET state = 'completed', transition_via = 'running', worker_id = r.worker,
+                           started_at = now(), progress_at = now(), result = r.result, finished_at = now(),
+                           progress = 100, error = NULL
+           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[], $5::text[])
+                AS r(id, attempt, lease, result, worker)
+          WHERE j.id = r.id AND j.state = 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
+         RETURNING j.id, j.queue, j.task_type, j.attempt,
+                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS waited",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&leases)
+    .bind(&results)
+    .bind(&workers)
+    .fetch_all(&mut *conn)
+    .await?;
     let moved: Vec<Moved> = sqlx::query_as(
         "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
            FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
@@ -222,14 +249,50 @@ async fn apply_completions(
     .await?;
     out.stale.extend(std::iter::repeat_n(
         "completed",
-        refs.len().saturating_sub(moved.len()),
+        refs.len().saturating_sub(implied.len() + moved.len()),
     ));
+    for started in implied {
+        out.transitions.extend(started.transitions());
+    }
     out.transitions.extend(
         moved
             .into_iter()
             .map(|m| m.transition(JobState::Running, JobState::Completed)),
     );
     Ok(())
+}
+
+/// A coalesced attempt completed straight from `queued`.
+#[derive(sqlx::FromRow)]
+struct ImpliedStart {
+    id: Uuid,
+    queue: String,
+    task_type: String,
+    attempt: i32,
+    /// Seconds from due to start (the start's figure); the run took none.
+    waited: Option<f64>,
+}
+
+impl ImpliedStart {
+    /// The two moves its one row update made, as separate UPDATEs reported them.
+    fn transitions(self) -> [Transition; 2] {
+        let started = Transition {
+            job_id: self.id,
+            queue: self.queue,
+            task_type: self.task_type,
+            from: JobState::Queued,
+            to: JobState::Running,
+            attempt: self.attempt,
+            seconds: self.waited,
+        };
+        let completed = Transition {
+            from: JobState::Running,
+            to: JobState::Completed,
+            seconds: Some(0.0),
+            ..started.clone()
+        };
+        [started, completed]
+    }
 }
 
 async fn apply_failures(

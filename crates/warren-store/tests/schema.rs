@@ -108,6 +108,102 @@ async fn raw_sql_cannot_make_an_illegal_move() {
     db.cleanup().await;
 }
 
+/// `transition_via` makes two moves in one row update (a coalesced
+/// attempt's implied start): both must be legal, both are recorded, and the
+/// column is cleared.
+#[tokio::test]
+async fn a_move_through_an_implied_state_checks_and_records_both_moves() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let id = submit(store, spec("default")).await;
+    let job = dispatch(store, id).await;
+
+    // queued → pending is legal, pending → completed is not.
+    let msg = refused(
+        &db,
+        id,
+        "UPDATE jobs SET state = 'completed', transition_via = 'pending' WHERE id = $1",
+    )
+    .await;
+    assert!(
+        msg.contains("illegal job transition from pending to completed"),
+        "{msg}"
+    );
+    // Nor is queued → completed.
+    let msg = refused(
+        &db,
+        id,
+        "UPDATE jobs SET state = 'completed', transition_via = 'completed' WHERE id = $1",
+    )
+    .await;
+    assert!(
+        msg.contains("illegal job transition from queued to completed"),
+        "{msg}"
+    );
+    // A via on an update that does not change state is refused.
+    let msg = refused(
+        &db,
+        id,
+        "UPDATE jobs SET transition_via = 'running' WHERE id = $1",
+    )
+    .await;
+    assert!(msg.contains("does not change state"), "{msg}");
+    assert_eq!(state(store, id).await, Queued);
+    assert_eq!(events(store, id).await.len(), 2);
+
+    sqlx::query(
+        "UPDATE jobs SET state = 'completed', transition_via = 'running', worker_id = 'w-1',
+                         transition_note = '{\"by\": \"test\"}'
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        events(store, id).await,
+        vec![
+            ev(None, Pending, 0, None),
+            ev(Some(Pending), Queued, job.attempt, None),
+            ev(Some(Queued), Running, job.attempt, Some("w-1")),
+            ev(Some(Running), Completed, job.attempt, Some("w-1")),
+        ]
+    );
+    // The statement's note annotates its final move only.
+    let details: Vec<Option<serde_json::Value>> = sqlx::query_scalar(
+        "SELECT detail FROM job_events WHERE job_id = $1 AND id > 0 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        details[2..],
+        [None, Some(serde_json::json!({"by": "test"}))]
+    );
+    let (via, note): (Option<String>, Option<serde_json::Value>) =
+        sqlx::query_as("SELECT transition_via::text, transition_note FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!((via, note), (None, None), "both are NULL at rest");
+    db.cleanup().await;
+}
+
+/// Runs `sql` (binding `id`) and returns the message of the check_violation
+/// it must raise.
+async fn refused(db: &TestDb, id: Uuid, sql: &str) -> String {
+    let err = sqlx::query(sql)
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap_err();
+    let e = err.as_database_error().expect("a database error");
+    assert_eq!(e.code().as_deref(), Some("23514"), "{sql}");
+    e.message().to_string()
+}
+
 /// A coordinator of an older build keeps starting after a newer one applied
 /// a migration it does not know (rolling upgrades).
 #[tokio::test]
