@@ -191,6 +191,100 @@ async fn a_move_through_an_implied_state_checks_and_records_both_moves() {
     db.cleanup().await;
 }
 
+/// Events are written once per statement: one illegal row refuses the whole
+/// statement and records nothing, a note belongs to the statement that set
+/// it only, and a statement made of several UPDATEs of `jobs` (CTEs)
+/// records every move, each job's in order.
+#[tokio::test]
+async fn a_statement_records_its_moves_together_or_not_at_all() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let a = submit(store, spec("default")).await;
+    dispatch(store, a).await;
+    let b = submit(store, spec("default")).await;
+    dispatch(store, b).await;
+    let c = submit(store, spec("default")).await;
+
+    // c is pending: pending → running is illegal, so a and b stay queued too.
+    let err = sqlx::query(
+        "UPDATE jobs SET state = 'completed', transition_via = 'running' WHERE id = ANY($1)",
+    )
+    .bind(vec![a, b, c])
+    .execute(db.pool())
+    .await
+    .unwrap_err();
+    let e = err.as_database_error().expect("a database error");
+    assert_eq!(e.code().as_deref(), Some("23514"));
+    assert!(
+        e.message()
+            .contains("illegal job transition from pending to running"),
+        "{}",
+        e.message()
+    );
+    for id in [a, b] {
+        assert_eq!(state(store, id).await, Queued);
+        assert_eq!(events(store, id).await.len(), 2);
+    }
+
+    sqlx::query("UPDATE jobs SET state = 'cancelled' WHERE id = $1")
+        .bind(c)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    // A note annotates its own move, not the next one.
+    sqlx::query(
+        "UPDATE jobs SET state = 'pending', transition_note = '{\"reason\": \"x\"}' WHERE id = $1",
+    )
+    .bind(a)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let again = dispatch(store, a).await;
+    assert_eq!(again.id, a);
+    let details: Vec<Option<serde_json::Value>> =
+        sqlx::query_scalar("SELECT detail FROM job_events WHERE job_id = $1 ORDER BY id")
+            .bind(a)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        details[2..],
+        [Some(serde_json::json!({"reason": "x"})), None]
+    );
+
+    // Two UPDATEs of jobs in one statement: both jobs' implied and final moves.
+    sqlx::query(
+        "WITH first AS (UPDATE jobs SET state = 'completed', transition_via = 'running'
+                         WHERE id = $1 RETURNING id)
+         UPDATE jobs SET state = 'completed', transition_via = 'running' WHERE id = $2",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    for id in [a, b] {
+        let moves: Vec<(Option<String>, String)> = sqlx::query_as(
+            "SELECT from_state::text, to_state::text FROM job_events WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        let tail: Vec<(Option<&str>, &str)> = moves[moves.len() - 2..]
+            .iter()
+            .map(|(f, t)| (f.as_deref(), t.as_str()))
+            .collect();
+        assert_eq!(
+            tail,
+            [(Some("queued"), "running"), (Some("running"), "completed")]
+        );
+        assert_eq!(state(store, id).await, Completed);
+    }
+    db.cleanup().await;
+}
+
 /// Runs `sql` (binding `id`) and returns the message of the check_violation
 /// it must raise.
 async fn refused(db: &TestDb, id: Uuid, sql: &str) -> String {
