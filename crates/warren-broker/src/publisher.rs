@@ -95,21 +95,31 @@ impl Publisher {
         exchange: &str,
         items: &[(String, Vec<u8>)],
     ) -> Vec<Result<(), BrokerError>> {
-        let mut pending = Vec::with_capacity(items.len());
-        {
-            let _write = self.inner.write.lock().await;
-            for (routing_key, body) in items {
-                pending.push(self.send(exchange, routing_key, body).await);
-            }
-        }
         let mut results = Vec::with_capacity(items.len());
-        for p in pending {
+        for p in self.send_batch(exchange, items).await {
             results.push(match p {
                 Ok(confirm) => confirm.wait().await,
                 Err(e) => Err(e),
             });
         }
         results
+    }
+
+    /// Publishes every `(routing_key, body)` to `exchange` without waiting
+    /// for the broker: one pending confirm (or the publish's error) per
+    /// item, in order. Await them with [`PendingConfirm::wait`]; until then
+    /// nothing is known to be taken.
+    pub async fn send_batch(
+        &self,
+        exchange: &str,
+        items: &[(String, Vec<u8>)],
+    ) -> Vec<Result<PendingConfirm, BrokerError>> {
+        let mut pending = Vec::with_capacity(items.len());
+        let _write = self.inner.write.lock().await;
+        for (routing_key, body) in items {
+            pending.push(self.send(exchange, routing_key, body).await);
+        }
+        pending
     }
 
     /// Writes one publish; the caller holds the write lock.
