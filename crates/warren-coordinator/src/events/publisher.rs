@@ -35,7 +35,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// What a tick did.
 #[derive(Debug, PartialEq, Eq)]
 enum Tick {
-    /// It read a full batch: more may be waiting.
+    /// It read a full batch and all of it was settled: more may be waiting.
     Full,
     /// Caught up (or waiting for a gap to settle).
     Idle,
@@ -170,7 +170,10 @@ async fn tick(
             .with_label_values(&["publisher"])
             .inc_by(advance.skipped);
     }
-    Ok(if ids.len() as i64 == PUBLISH_BATCH {
+    // Only a full read that settled as a whole may have more right behind
+    // it; one stopped by an open gap waits for the next tick instead of
+    // reading the same rows again at once.
+    Ok(if ids.len() as i64 == PUBLISH_BATCH && advance.emit == ids.len() {
         Tick::Full
     } else {
         Tick::Idle

@@ -70,10 +70,11 @@ async fn tail(shared: &Shared, shutdown: &CancellationToken) {
     }
 }
 
-/// One read. Returns whether it was full.
+/// One read. Returns whether it was full and settled as a whole (more
+/// may be waiting right behind it).
 async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreError> {
     let before = tracker.cursor();
-    let (snapshot, read, items) = if shared.events.has_listeners() {
+    let (snapshot, read, emitted, items) = if shared.events.has_listeners() {
         let tail = shared.store.tail_events(before, TAIL_BATCH).await?;
         let ids: Vec<i64> = tail.events.iter().map(StreamEvent::id).collect();
         let emit = advance(shared, tracker, &ids, &tail.snapshot);
@@ -83,13 +84,13 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
             .take(emit)
             .map(StreamItem::new)
             .collect();
-        (tail.snapshot, ids.len(), Some(items))
+        (tail.snapshot, ids.len(), emit, Some(items))
     } else {
         // Nobody listened when we looked; a stream that subscribes meanwhile
         // is told to read the settled run from the database (`None`).
         let tail = shared.store.tail_event_ids(before, TAIL_BATCH).await?;
-        advance(shared, tracker, &tail.events, &tail.snapshot);
-        (tail.snapshot, tail.events.len(), None)
+        let emit = advance(shared, tracker, &tail.events, &tail.snapshot);
+        (tail.snapshot, tail.events.len(), emit, None)
     };
     // Hand over what the read settled before anything else can fail.
     shared.events.publish(tracker.cursor(), items);
@@ -103,7 +104,10 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
         // If this fails, the gaps keep waiting and the next read asks again.
         tracker.set_bound(shared.store.xid_bound().await?);
     }
-    Ok(read as i64 == TAIL_BATCH)
+    // Read again at once only if the whole full read settled: a read held
+    // up by an open gap would otherwise spin on the same rows until the
+    // gap's transaction ends.
+    Ok(read as i64 == TAIL_BATCH && emitted == read)
 }
 
 /// Feeds one read to the tracker; returns how many events to emit.
