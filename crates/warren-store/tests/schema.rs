@@ -282,6 +282,23 @@ async fn a_statement_records_its_moves_together_or_not_at_all() {
         );
         assert_eq!(state(store, id).await, Completed);
     }
+
+    // An update that moves nothing records nothing, though the row still
+    // holds its last move (staged in `event_from` / `event_via`).
+    let staged: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT event_from::text, event_via::text FROM jobs WHERE id = $1")
+            .bind(a)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(staged, (Some("queued".into()), Some("running".into())));
+    let before = events(store, a).await.len();
+    sqlx::query("UPDATE jobs SET stage = 'touched' WHERE id = ANY($1)")
+        .bind(vec![a, b])
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(events(store, a).await.len(), before);
     db.cleanup().await;
 }
 
