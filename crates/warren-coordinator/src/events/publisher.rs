@@ -173,11 +173,13 @@ async fn tick(
     // Only a full read that settled as a whole may have more right behind
     // it; one stopped by an open gap waits for the next tick instead of
     // reading the same rows again at once.
-    Ok(if ids.len() as i64 == PUBLISH_BATCH && advance.emit == ids.len() {
-        Tick::Full
-    } else {
-        Tick::Idle
-    })
+    Ok(
+        if ids.len() as i64 == PUBLISH_BATCH && advance.emit == ids.len() {
+            Tick::Full
+        } else {
+            Tick::Idle
+        },
+    )
 }
 
 /// Publishes every message back to back and waits for all confirms.
