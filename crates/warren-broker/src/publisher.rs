@@ -95,14 +95,7 @@ impl Publisher {
         exchange: &str,
         items: &[(String, Vec<u8>)],
     ) -> Vec<Result<(), BrokerError>> {
-        let mut results = Vec::with_capacity(items.len());
-        for p in self.send_batch(exchange, items).await {
-            results.push(match p {
-                Ok(confirm) => confirm.wait().await,
-                Err(e) => Err(e),
-            });
-        }
-        results
+        PendingConfirm::wait_all(self.send_batch(exchange, items).await).await
     }
 
     /// Publishes every `(routing_key, body)` to `exchange` without waiting
@@ -152,6 +145,21 @@ impl Publisher {
 }
 
 impl PendingConfirm {
+    /// Waits for every answer of a [`Publisher::send_batch`], in order: one
+    /// result per item, the publish's own error where it never went out.
+    pub async fn wait_all(
+        pending: Vec<Result<PendingConfirm, BrokerError>>,
+    ) -> Vec<Result<(), BrokerError>> {
+        let mut results = Vec::with_capacity(pending.len());
+        for p in pending {
+            results.push(match p {
+                Ok(confirm) => confirm.wait().await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
     /// Waits for the broker's answer: `Ok` on ack, `Err(Nacked)` on nack, and
     /// a recoverable error if the channel closed first (the message may or may
     /// not have been taken: publish it again).

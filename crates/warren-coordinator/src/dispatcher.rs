@@ -129,13 +129,7 @@ async fn settle(
     jobs: Vec<DispatchedJob>,
     pending: Vec<Result<PendingConfirm, BrokerError>>,
 ) -> Option<BrokerError> {
-    let mut results = Vec::with_capacity(pending.len());
-    for p in pending {
-        results.push(match p {
-            Ok(confirm) => confirm.wait().await,
-            Err(e) => Err(e),
-        });
-    }
+    let results = PendingConfirm::wait_all(pending).await;
     let mut unconfirmed = Vec::new();
     let mut confirmed = Vec::with_capacity(jobs.len());
     let mut fatal = None;
