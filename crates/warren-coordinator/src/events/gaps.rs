@@ -50,6 +50,15 @@ pub(crate) struct Advance {
     pub(crate) skipped: u64,
 }
 
+/// Whether a reader should read again at once: only after a full read
+/// (`read` ids of at most `batch`) that settled as a whole (`emitted` of
+/// them) may more be waiting right behind. A read held up by an open gap
+/// waits for the next tick instead of reading the same rows again until
+/// the gap's transaction ends.
+pub(crate) fn read_again_at_once(read: usize, emitted: usize, batch: i64) -> bool {
+    read as i64 == batch && emitted == read
+}
+
 /// The settled cursor of one reader and the gaps it has seen above it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GapTracker {
@@ -184,6 +193,14 @@ mod tests {
 
     fn settled(emit: usize, skipped: u64) -> Advance {
         Advance { emit, skipped }
+    }
+
+    #[test]
+    fn only_a_full_read_that_settled_whole_is_followed_at_once() {
+        assert!(read_again_at_once(100, 100, 100));
+        assert!(!read_again_at_once(100, 40, 100), "held up by a gap");
+        assert!(!read_again_at_once(60, 60, 100), "caught up");
+        assert!(!read_again_at_once(0, 0, 100));
     }
 
     #[test]

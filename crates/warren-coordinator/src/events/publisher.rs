@@ -17,7 +17,7 @@ use warren_broker::{BrokerError, Publisher, Session};
 use warren_core::protocol::StreamEvent;
 use warren_store::StoreError;
 
-use super::gaps::GapTracker;
+use super::gaps::{read_again_at_once, GapTracker};
 use super::messages::{pack, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES};
 use super::tailer::Barrier;
 use crate::session::SessionError;
@@ -170,11 +170,8 @@ async fn tick(
             .with_label_values(&["publisher"])
             .inc_by(advance.skipped);
     }
-    // Only a full read that settled as a whole may have more right behind
-    // it; one stopped by an open gap waits for the next tick instead of
-    // reading the same rows again at once.
     Ok(
-        if ids.len() as i64 == PUBLISH_BATCH && advance.emit == ids.len() {
+        if read_again_at_once(ids.len(), advance.emit, PUBLISH_BATCH) {
             Tick::Full
         } else {
             Tick::Idle

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use warren_core::protocol::StreamEvent;
 use warren_store::{Store, StoreError, TailSnapshot};
 
-use super::gaps::GapTracker;
+use super::gaps::{read_again_at_once, GapTracker};
 use super::{StreamItem, TAIL_BATCH};
 use crate::shared::Shared;
 
@@ -70,8 +70,7 @@ async fn tail(shared: &Shared, shutdown: &CancellationToken) {
     }
 }
 
-/// One read. Returns whether it was full and settled as a whole (more
-/// may be waiting right behind it).
+/// One read. Returns whether to read again at once ([`read_again_at_once`]).
 async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreError> {
     let before = tracker.cursor();
     let (snapshot, read, emitted, items) = if shared.events.has_listeners() {
@@ -104,10 +103,7 @@ async fn tick(shared: &Shared, tracker: &mut GapTracker) -> Result<bool, StoreEr
         // If this fails, the gaps keep waiting and the next read asks again.
         tracker.set_bound(shared.store.xid_bound().await?);
     }
-    // Read again at once only if the whole full read settled: a read held
-    // up by an open gap would otherwise spin on the same rows until the
-    // gap's transaction ends.
-    Ok(read as i64 == TAIL_BATCH && emitted == read)
+    Ok(read_again_at_once(read, emitted, TAIL_BATCH))
 }
 
 /// Feeds one read to the tracker; returns how many events to emit.
