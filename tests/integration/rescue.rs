@@ -314,12 +314,7 @@ async fn a_job_that_stops_reporting_progress_times_out_and_one_that_reports_comp
         .await;
     assert_eq!(completed.attempt, 1);
     assert_eq!(count_events(&env, ids[1], "running", "timeout").await, 0);
-    let metrics = reqwest::get(format!("{}/metrics", coordinator.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
     assert!(
         metrics.contains(r#"warren_rescued_jobs_total{reason="no_progress"} 1"#),
         "counted once under its reason"

@@ -47,13 +47,10 @@ async fn raw_sql_cannot_make_an_illegal_move() {
         .execute(db.pool())
         .await
         .unwrap_err();
-    let e = err.as_database_error().expect("a database error");
-    assert_eq!(e.code().as_deref(), Some("23514"));
+    let msg = check_violation(&err, "pending → completed");
     assert!(
-        e.message()
-            .contains("illegal job transition from pending to completed"),
-        "{}",
-        e.message()
+        msg.contains("illegal job transition from pending to completed"),
+        "{msg}"
     );
     assert_eq!(state(store, id).await, Pending);
     assert_eq!(events(store, id).await, vec![ev(None, Pending, 0, None)]);
@@ -67,13 +64,8 @@ async fn raw_sql_cannot_make_an_illegal_move() {
     .execute(db.pool())
     .await
     .unwrap_err();
-    let e = err.as_database_error().expect("a database error");
-    assert_eq!(e.code().as_deref(), Some("23514"));
-    assert!(
-        e.message().contains("illegal initial job state running"),
-        "{}",
-        e.message()
-    );
+    let msg = check_violation(&err, "INSERT as running");
+    assert!(msg.contains("illegal initial job state running"), "{msg}");
     assert!(
         matches!(store.get_job(bad).await, Err(warren_store::StoreError::NotFound(x)) if x == bad)
     );
@@ -100,10 +92,7 @@ async fn raw_sql_cannot_make_an_illegal_move() {
         .execute(db.pool())
         .await
         .unwrap_err();
-    assert_eq!(
-        err.as_database_error().unwrap().code().as_deref(),
-        Some("23514")
-    );
+    check_violation(&err, "leaving a terminal state");
     assert_eq!(events(store, id).await.len(), 2);
     db.cleanup().await;
 }
@@ -213,13 +202,10 @@ async fn a_statement_records_its_moves_together_or_not_at_all() {
     .execute(db.pool())
     .await
     .unwrap_err();
-    let e = err.as_database_error().expect("a database error");
-    assert_eq!(e.code().as_deref(), Some("23514"));
+    let msg = check_violation(&err, "completing a, b and pending c");
     assert!(
-        e.message()
-            .contains("illegal job transition from pending to running"),
-        "{}",
-        e.message()
+        msg.contains("illegal job transition from pending to running"),
+        "{msg}"
     );
     for id in [a, b] {
         assert_eq!(state(store, id).await, Queued);
@@ -310,8 +296,13 @@ async fn refused(db: &TestDb, id: Uuid, sql: &str) -> String {
         .execute(db.pool())
         .await
         .unwrap_err();
+    check_violation(&err, sql)
+}
+
+/// The message of `err`, which must be a check_violation (SQLSTATE 23514).
+fn check_violation(err: &sqlx::Error, context: &str) -> String {
     let e = err.as_database_error().expect("a database error");
-    assert_eq!(e.code().as_deref(), Some("23514"), "{sql}");
+    assert_eq!(e.code().as_deref(), Some("23514"), "{context}");
     e.message().to_string()
 }
 
