@@ -195,8 +195,8 @@ async fn apply_progress(
 
 /// Completes attempts in two guarded UNNEST UPDATEs, each row updated once:
 /// first the coalesced ones still `queued` (queued → running → completed in
-/// one row version, both events written by the trigger), then the ones
-/// already `running`. An attempt whose explicit Started came in this batch
+/// one row version, both events written by the trigger), then, of the rest
+/// (if any), the ones already `running`. An attempt whose explicit Started came in this batch
 /// was moved by [`apply_starts`] and is completed by the second statement.
 async fn apply_completions(
     conn: &mut PgConnection,
@@ -234,19 +234,21 @@ async fn apply_completions(
     .bind(&workers)
     .fetch_all(&mut *conn)
     .await?;
-    let moved: Vec<Moved> = sqlx::query_as(
-        "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
-           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
-          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease
-         RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&leases)
-    .bind(&results)
-    .fetch_all(&mut *conn)
-    .await?;
+    // The rest may be running. A job just completed above cannot match
+    // again, so it is left out (a batch of coalesced completions only, the
+    // usual case, then costs one statement).
+    let done: HashSet<Uuid> = implied.iter().map(|i| i.id).collect();
+    let rest: Vec<(JobRef, &Value)> = refs
+        .iter()
+        .zip(&results)
+        .filter(|(job, _)| !done.contains(&job.job_id))
+        .map(|(job, result)| (*job, result))
+        .collect();
+    let moved = if rest.is_empty() {
+        Vec::new()
+    } else {
+        complete_running(conn, &rest).await?
+    };
     out.stale.extend(std::iter::repeat_n(
         "completed",
         refs.len().saturating_sub(implied.len() + moved.len()),
@@ -260,6 +262,30 @@ async fn apply_completions(
             .map(|m| m.transition(JobState::Running, JobState::Completed)),
     );
     Ok(())
+}
+
+/// Completes the attempts of `rest` that are `running`.
+async fn complete_running(
+    conn: &mut PgConnection,
+    rest: &[(JobRef, &Value)],
+) -> Result<Vec<Moved>, StoreError> {
+    let refs: Vec<JobRef> = rest.iter().map(|(job, _)| *job).collect();
+    let (ids, attempts, leases) = unzip_refs(&refs);
+    let results: Vec<&Value> = rest.iter().map(|(_, result)| *result).collect();
+    let moved = sqlx::query_as(
+        "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
+           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
+          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease
+         RETURNING j.id, j.queue, j.task_type, j.attempt,
+                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&leases)
+    .bind(&results)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(moved)
 }
 
 /// A coalesced attempt completed straight from `queued`.
