@@ -1,17 +1,21 @@
 //! Intake: consume `Submit` envelopes in batches, fill in their queues' task
 //! defaults, insert their jobs with one statement and one commit (and their
 //! workflows, see [`intake_workflows`]), then acknowledge the whole batch at
-//! once.
+//! once. Jobs their queue can take at once are dispatched by that same
+//! statement ([`Store::insert_and_dispatch`](warren_store::Store::insert_and_dispatch))
+//! and published from here; the dispatcher is woken for the rest.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use warren_broker::{Delivery, Session};
+use warren_broker::{Consumer, Delivery, Session};
 use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
+use warren_store::Inserted;
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
 use crate::defaults;
 use crate::intake_workflows;
+use crate::outbox::Outbox;
 use crate::session::SessionError;
 use crate::shared::Shared;
 
@@ -24,27 +28,41 @@ pub(crate) async fn run(
     let queue = shared.config.broker.names().submit_queue();
     let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
     let mut consumer = session.consume(&queue, prefetch, "warren-intake").await?;
-    while let Some(batch) =
-        next_batch(&mut consumer, shared.config.batch_size, &token, "intake").await?
-    {
-        let accepted = reject_unreadable(&shared, batch).await?;
-        let Some(accepted) = defaults::fill_intake(&shared, &token, accepted).await? else {
+    let mut outbox = Outbox::open(shared.clone(), session.clone()).await?;
+    let result = consume(&shared, &mut consumer, &mut outbox, &token).await;
+    let settled = outbox.finish().await;
+    result.and(settled.map_err(SessionError::from))
+}
+
+async fn consume(
+    shared: &Shared,
+    consumer: &mut Consumer,
+    outbox: &mut Outbox,
+    token: &CancellationToken,
+) -> Result<(), SessionError> {
+    while let Some(batch) = next_batch(consumer, shared.config.batch_size, token, "intake").await? {
+        let accepted = reject_unreadable(shared, batch).await?;
+        let Some(accepted) = defaults::fill_intake(shared, token, accepted).await? else {
             return Ok(());
         };
         let Some((accepted, workflows)) =
-            intake_workflows::prepare_batch(&shared, &token, accepted).await?
+            intake_workflows::prepare_batch(shared, token, accepted).await?
         else {
             return Ok(());
         };
-        if !insert(&shared, &token, &accepted).await?
-            || !intake_workflows::insert(&shared, &token, &accepted, &workflows).await?
-        {
+        let Some(inserted) = insert(shared, token, &accepted).await? else {
+            return Ok(());
+        };
+        if !intake_workflows::insert(shared, token, &accepted, &workflows).await? {
             return Ok(());
         }
         if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {
             consumer.ack_up_to(last).await?;
         }
-        shared.wake_dispatcher();
+        if inserted.dispatched.len() < inserted.created.len() || !workflows.is_empty() {
+            shared.wake_dispatcher();
+        }
+        outbox.publish(inserted.dispatched, token).await?;
     }
     Ok(())
 }
@@ -80,38 +98,43 @@ async fn reject_unreadable(
     Ok(accepted)
 }
 
-/// Inserts every accepted job; an envelope the database refuses (after the
-/// batch as a whole was refused) is dead-lettered on its own. Returns false
-/// on shutdown.
+/// Inserts (and where possible dispatches) every accepted job; an envelope
+/// the database refuses (after the batch as a whole was refused) is
+/// dead-lettered on its own. Returns `None` on shutdown.
 async fn insert(
     shared: &Shared,
     token: &CancellationToken,
     accepted: &[(Delivery, SubmitEnvelope)],
-) -> Result<bool, SessionError> {
+) -> Result<Option<Inserted>, SessionError> {
     let specs: Vec<JobSpec> = accepted
         .iter()
         .flat_map(|(_, env)| env.jobs.iter().cloned())
         .collect();
-    match with_db_retry(shared, "intake", token, || shared.store.insert_jobs(&specs)).await {
-        DbOutcome::Done(created) => {
-            shared.metrics.count_submitted(specs.len(), created.len());
-            return Ok(true);
+    let window = shared.config.dispatch_window as i64;
+    let insert = |specs| shared.store.insert_and_dispatch(specs, window);
+    match with_db_retry(shared, "intake", token, || insert(&specs)).await {
+        DbOutcome::Done(inserted) => {
+            shared
+                .metrics
+                .count_submitted(specs.len(), inserted.created.len());
+            return Ok(Some(inserted));
         }
-        DbOutcome::Shutdown => return Ok(false),
+        DbOutcome::Shutdown => return Ok(None),
         DbOutcome::Rejected(e) => {
             tracing::warn!(error = %e, "batch refused by the database; inserting envelopes one by one")
         }
     }
+    let mut all = Inserted::default();
     for (delivery, envelope) in accepted {
-        match with_db_retry(shared, "intake", token, || {
-            shared.store.insert_jobs(&envelope.jobs)
-        })
-        .await
-        {
-            DbOutcome::Done(created) => shared
-                .metrics
-                .count_submitted(envelope.jobs.len(), created.len()),
-            DbOutcome::Shutdown => return Ok(false),
+        match with_db_retry(shared, "intake", token, || insert(&envelope.jobs)).await {
+            DbOutcome::Done(inserted) => {
+                shared
+                    .metrics
+                    .count_submitted(envelope.jobs.len(), inserted.created.len());
+                all.created.extend(inserted.created);
+                all.dispatched.extend(inserted.dispatched);
+            }
+            DbOutcome::Shutdown => return Ok(None),
             DbOutcome::Rejected(e) => {
                 shared
                     .metrics
@@ -123,5 +146,5 @@ async fn insert(
             }
         }
     }
-    Ok(true)
+    Ok(Some(all))
 }

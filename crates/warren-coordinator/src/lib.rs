@@ -20,6 +20,7 @@ mod intake;
 mod intake_workflows;
 mod metrics;
 mod ops_metrics;
+mod outbox;
 mod redispatch;
 mod reports;
 mod retention;

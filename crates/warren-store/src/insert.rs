@@ -1,10 +1,55 @@
-//! Intake: one multi-row INSERT per batch of submitted jobs.
+//! Intake: one multi-row INSERT per batch of submitted jobs, which also
+//! dispatches the jobs whose queue can take them at once.
 
+use sqlx::FromRow;
 use uuid::Uuid;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
 
-use crate::{Store, StoreError};
+use crate::{DispatchedJob, Store, StoreError};
+
+/// What one intake INSERT did.
+#[derive(Debug, Default)]
+pub struct Inserted {
+    /// Every job created (duplicates of existing ids or keys are not).
+    pub created: Vec<Uuid>,
+    /// The created jobs that were dispatched at creation: committed as
+    /// `queued` (attempt 1, a fresh lease), their task messages still to be
+    /// published, exactly as if [`Store::claim_batch`] had claimed them.
+    pub dispatched: Vec<DispatchedJob>,
+}
+
+/// One created job; it was dispatched if it has a lease, and only then are
+/// the other columns read.
+#[derive(FromRow)]
+struct CreatedRow {
+    id: Uuid,
+    lease: Option<Uuid>,
+    queue: String,
+    task_type: String,
+    payload: serde_json::Value,
+    timeout_ms: Option<i64>,
+    max_attempts: i32,
+}
+
+impl CreatedRow {
+    /// The job as the dispatcher would have claimed it, if it was dispatched.
+    fn dispatched(self) -> Option<DispatchedJob> {
+        Some(DispatchedJob {
+            id: self.id,
+            lease: self.lease?,
+            queue: self.queue,
+            task_type: self.task_type,
+            payload: self.payload,
+            attempt: 1,
+            timeout_ms: self.timeout_ms,
+            max_attempts: self.max_attempts,
+            checkpoint: None,
+            from_state: JobState::Pending.as_str().to_owned(),
+            inputs: None,
+        })
+    }
+}
 
 impl Store {
     /// Inserts the jobs in one statement; ids (or per-queue idempotency keys)
@@ -12,8 +57,23 @@ impl Store {
     /// Specs must have been validated, with their queue's task defaults
     /// already applied; retry fields still unset take the built-in defaults.
     pub async fn insert_jobs(&self, specs: &[JobSpec]) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self.insert_and_dispatch(specs, 0).await?.created)
+    }
+
+    /// Inserts the jobs like [`Store::insert_jobs`], and creates as `queued`
+    /// (dispatched, see [`Inserted::dispatched`]) the due ones whose queue
+    /// can take all of this batch's due jobs at once: it is known, not
+    /// paused, has neither a cap nor a rate limit, has no due job waiting
+    /// (so nothing older is overtaken), and its jobs queued or running plus
+    /// these stay within `window`. Every other job is created as usual and
+    /// left to the dispatcher; a `window` of 0 dispatches nothing.
+    pub async fn insert_and_dispatch(
+        &self,
+        specs: &[JobSpec],
+        window: i64,
+    ) -> Result<Inserted, StoreError> {
         if specs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Inserted::default());
         }
         let n = specs.len();
         let mut ids = Vec::with_capacity(n);
@@ -61,50 +121,85 @@ impl Store {
             metadata.push((!spec.metadata.is_null()).then(|| spec.metadata.clone()));
         }
         // New queue names are registered in `queues`, which dispatch walks.
-        let created = sqlx::query_scalar(
-            "WITH inserted AS (
-             INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
-                               retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
-                               run_at, idempotency_key, requires_approval, metadata,
-                               no_progress_timeout_ms)
-             SELECT r.id, r.queue, r.task_type, r.payload, r.state::job_state, r.priority, r.max_attempts,
-                    r.base, r.factor, r.cap, r.jitter, r.timeout_ms,
-                    COALESCE(r.run_at, now() + r.delay_ms * interval '1 millisecond'),
-                    r.idem, r.approval, r.metadata, r.stall_ms
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int2[], $7::int4[],
-                         $8::int8[], $9::float8[], $10::int8[], $11::float8[], $12::int8[],
-                         $13::timestamptz[], $14::int8[], $15::text[], $16::bool[], $17::jsonb[],
-                         $18::int8[])
-                  AS r(id, queue, task_type, payload, state, priority, max_attempts,
-                       base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata,
-                       stall_ms)
-             ON CONFLICT DO NOTHING
-             RETURNING id, queue),
-             registered AS (
-                 INSERT INTO queues (name) SELECT DISTINCT queue FROM inserted
-                 ON CONFLICT DO NOTHING)
-             SELECT id FROM inserted",
-        )
-        .bind(&ids)
-        .bind(&queues)
-        .bind(&types)
-        .bind(&payloads)
-        .bind(&states)
-        .bind(&priorities)
-        .bind(&max_attempts)
-        .bind(&bases)
-        .bind(&factors)
-        .bind(&caps)
-        .bind(&jitters)
-        .bind(&timeouts)
-        .bind(&run_ats)
-        .bind(&delays)
-        .bind(&keys)
-        .bind(&approvals)
-        .bind(&metadata)
-        .bind(&stalls)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(created)
+        let rows: Vec<CreatedRow> = sqlx::query_as(INSERT)
+            .bind(&ids)
+            .bind(&queues)
+            .bind(&types)
+            .bind(&payloads)
+            .bind(&states)
+            .bind(&priorities)
+            .bind(&max_attempts)
+            .bind(&bases)
+            .bind(&factors)
+            .bind(&caps)
+            .bind(&jitters)
+            .bind(&timeouts)
+            .bind(&run_ats)
+            .bind(&delays)
+            .bind(&keys)
+            .bind(&approvals)
+            .bind(&metadata)
+            .bind(&stalls)
+            .bind(window)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut inserted = Inserted {
+            created: Vec::with_capacity(rows.len()),
+            dispatched: Vec::new(),
+        };
+        for row in rows {
+            inserted.created.push(row.id);
+            inserted.dispatched.extend(row.dispatched());
+        }
+        Ok(inserted)
     }
 }
+
+/// The intake INSERT ($19 the dispatch window). `open` holds the queues
+/// that take this batch's due jobs at once; their rows are created as
+/// `queued` with `event_from` staging the skipped `pending` (the creation
+/// trigger records both events). Only dispatched rows (those with a lease)
+/// bring their payload back.
+const INSERT: &str = "WITH input AS (
+     SELECT r.*, COALESCE(r.run_at, now() + r.delay_ms * interval '1 millisecond') AS due_at
+       FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int2[], $7::int4[],
+                   $8::int8[], $9::float8[], $10::int8[], $11::float8[], $12::int8[],
+                   $13::timestamptz[], $14::int8[], $15::text[], $16::bool[], $17::jsonb[],
+                   $18::int8[])
+            AS r(id, queue, task_type, payload, state, priority, max_attempts,
+                 base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata,
+                 stall_ms)),
+     open AS (
+     SELECT q.name
+       FROM queues q
+      WHERE $19 > 0 AND q.name IN (SELECT queue FROM input)
+        AND NOT q.paused AND q.max_in_flight IS NULL AND q.rate_limit IS NULL
+        AND NOT EXISTS (SELECT 1 FROM jobs b
+                         WHERE b.queue = q.name AND b.state IN ('pending', 'retrying')
+                           AND b.run_at <= now())
+        AND (SELECT count(*) FROM jobs f WHERE f.queue = q.name AND f.state IN ('queued', 'running'))
+            + (SELECT count(*) FROM input i
+                WHERE i.queue = q.name AND i.state = 'pending' AND i.due_at <= now()) <= $19),
+     inserted AS (
+     INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
+                       retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
+                       run_at, idempotency_key, requires_approval, metadata,
+                       no_progress_timeout_ms, attempt, lease, queued_at, event_from)
+     SELECT r.id, r.queue, r.task_type, r.payload,
+            CASE WHEN r.now THEN 'queued' ELSE r.state END::job_state, r.priority, r.max_attempts,
+            r.base, r.factor, r.cap, r.jitter, r.timeout_ms, r.due_at, r.idem, r.approval,
+            r.metadata, r.stall_ms,
+            CASE WHEN r.now THEN 1 ELSE 0 END, CASE WHEN r.now THEN gen_random_uuid() END,
+            CASE WHEN r.now THEN now() END, CASE WHEN r.now THEN 'pending'::job_state END
+       FROM (SELECT i.*, (i.state = 'pending' AND i.due_at <= now()
+                          AND i.queue IN (SELECT name FROM open)) AS now
+               FROM input i) r
+     ON CONFLICT DO NOTHING
+     RETURNING id, queue, task_type, payload, lease, timeout_ms, max_attempts),
+     registered AS (
+     INSERT INTO queues (name) SELECT DISTINCT queue FROM inserted
+     ON CONFLICT DO NOTHING)
+     SELECT id, lease, queue, task_type,
+            CASE WHEN lease IS NOT NULL THEN payload ELSE 'null'::jsonb END AS payload,
+            timeout_ms, max_attempts
+       FROM inserted";

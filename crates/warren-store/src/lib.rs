@@ -30,6 +30,7 @@ pub use dispatch::{ClaimOutcome, DispatchedJob};
 pub use error::StoreError;
 pub use events::{EventFilter, PublicationClaim, Tail, TailSnapshot};
 pub use heartbeat::HeartbeatOutcome;
+pub use insert::Inserted;
 pub use listing::{
     JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,
 };

@@ -1,0 +1,161 @@
+//! The outbox: publishes the task messages of jobs already committed as
+//! `queued` (by the dispatcher's claim or by intake's dispatch at creation)
+//! with pipelined confirms, and settles each batch off the caller's loop:
+//! confirmed dispatches are counted, unconfirmed ones returned to `pending`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use warren_broker::{BrokerError, PendingConfirm, Publisher, Session};
+use warren_core::protocol::encode;
+use warren_store::DispatchedJob;
+
+use crate::batch::{with_db_retry, DbOutcome};
+use crate::shared::Shared;
+
+/// Task batches whose confirms may be outstanding at once.
+const MAX_SETTLING: usize = 4;
+
+/// Publishes task messages on one session; see the module docs.
+pub(crate) struct Outbox {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    publisher: Publisher,
+    exchange: String,
+    declared: HashSet<String>,
+    settling: JoinSet<Option<BrokerError>>,
+}
+
+impl Outbox {
+    /// An outbox with its own confirm-mode channel on `session`.
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        session: Arc<Session>,
+    ) -> Result<Self, BrokerError> {
+        let publisher = session.publisher().await?;
+        Ok(Outbox {
+            exchange: shared.config.broker.names().tasks_exchange(),
+            shared,
+            session,
+            publisher,
+            declared: HashSet::new(),
+            settling: JoinSet::new(),
+        })
+    }
+
+    /// Publishes the task messages of `jobs` (declaring queues not seen
+    /// before) after waiting, if needed, until fewer than [`MAX_SETTLING`]
+    /// batches are unsettled. Their confirms are awaited in the background;
+    /// `token` stops the database retries of an undo.
+    pub(crate) async fn publish(
+        &mut self,
+        jobs: Vec<DispatchedJob>,
+        token: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.reap()?;
+        while self.settling.len() >= MAX_SETTLING {
+            self.settled().await?;
+        }
+        for job in &jobs {
+            if !self.declared.contains(&job.queue) {
+                self.session.declare_task_queue(&job.queue).await?;
+                self.declared.insert(job.queue.clone());
+            }
+        }
+        let items: Vec<(String, Vec<u8>)> = jobs
+            .iter()
+            .map(|j| (j.queue.clone(), encode(&j.task_message())))
+            .collect();
+        let pending = self.publisher.send_batch(&self.exchange, &items).await;
+        self.settling
+            .spawn(settle(self.shared.clone(), token.clone(), jobs, pending));
+        Ok(())
+    }
+
+    /// Collects the batches already settled; the first connection-level
+    /// error among them ends the session.
+    pub(crate) fn reap(&mut self) -> Result<(), BrokerError> {
+        while let Some(joined) = self.settling.try_join_next() {
+            check(joined)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next batch to settle (forever if none is unsettled, so
+    /// it can sit in a `select!`).
+    pub(crate) async fn settled(&mut self) -> Result<(), BrokerError> {
+        match self.settling.join_next().await {
+            Some(joined) => check(joined),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits until every published batch has settled.
+    pub(crate) async fn finish(mut self) -> Result<(), BrokerError> {
+        let mut result = Ok(());
+        while let Some(joined) = self.settling.join_next().await {
+            if let (Err(e), Ok(())) = (check(joined), &result) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+}
+
+fn check(joined: Result<Option<BrokerError>, tokio::task::JoinError>) -> Result<(), BrokerError> {
+    match joined {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) => Err(e),
+        Err(e) => {
+            // A panic while settling: the sweeper re-dispatches whatever it left queued.
+            tracing::error!(error = %e, "settling task messages failed");
+            Ok(())
+        }
+    }
+}
+
+/// Records confirmed dispatches and undoes unconfirmed ones. Returns the
+/// first connection-level error, which ends the session.
+async fn settle(
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    jobs: Vec<DispatchedJob>,
+    pending: Vec<Result<PendingConfirm, BrokerError>>,
+) -> Option<BrokerError> {
+    let results = PendingConfirm::wait_all(pending).await;
+    let mut unconfirmed = Vec::new();
+    let mut confirmed = Vec::with_capacity(jobs.len());
+    let mut fatal = None;
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(()) => confirmed.push(job.transition()),
+            Err(e) => {
+                unconfirmed.push((job.id, job.lease));
+                if fatal.is_none() && e.is_recoverable() {
+                    fatal = Some(e);
+                }
+            }
+        }
+    }
+    shared.metrics.record(&confirmed);
+    if !unconfirmed.is_empty() {
+        tracing::warn!(
+            count = unconfirmed.len(),
+            "task messages not confirmed; returning jobs to pending"
+        );
+        // If this fails too, the sweeper re-dispatches them after dispatch_timeout.
+        if let DbOutcome::Rejected(e) = with_db_retry(&shared, "dispatch", &token, || {
+            shared.store.unclaim(&unconfirmed)
+        })
+        .await
+        {
+            tracing::error!(error = %e, "could not return unconfirmed jobs to pending");
+        }
+    }
+    fatal
+}
