@@ -26,6 +26,8 @@ use crate::{
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 /// Longest reconnect delay, jitter included.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait for the broker to answer a `connection.close`.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An open connection to the broker, with the config it was opened with.
 #[derive(Debug)]
@@ -98,10 +100,18 @@ impl Session {
         self.conn.status().connected()
     }
 
-    /// Closes the connection gracefully; errors (e.g. already closed) are ignored.
+    /// Closes the connection gracefully; errors (e.g. already closed) are
+    /// ignored, and the wait for the broker's answer is bounded: a channel
+    /// still closing as the connection closes can put lapin's connection in
+    /// error, after which the answer may never come.
     pub async fn close(&self) {
         if self.is_connected() {
-            let _ = self.conn.close(200, "bye".into()).await;
+            let closing = self.conn.close(200, "bye".into());
+            if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+                tracing::warn!(
+                    "broker did not answer connection.close in time; dropping the connection"
+                );
+            }
         }
     }
 

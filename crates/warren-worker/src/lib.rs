@@ -150,6 +150,9 @@ pub async fn run(
         }
     }
 
+    // No session comes after this: the reporter stops retrying once the
+    // last one is gone instead of waiting out its flush timeout.
+    drop(publisher_tx);
     drain(&config, &executor, &tracker).await;
     background.cancel();
     let _ = heartbeats.await;

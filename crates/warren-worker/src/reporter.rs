@@ -113,6 +113,12 @@ impl Reporter {
                     .await
                 {
                     Ok(()) => break,
+                    // The worker is stopping (it dropped the sender) and the
+                    // session is gone: no publisher will come to retry with.
+                    Err(e) if e.is_recoverable() && self.publisher.has_changed().is_err() => {
+                        tracing::warn!(error = %e, reports = envelope.reports.len(), "broker session lost while stopping; reports dropped");
+                        return;
+                    }
                     Err(e) => tracing::warn!(error = %e, "report not confirmed; retrying"),
                 },
                 None => {
