@@ -159,8 +159,10 @@ impl Store {
 /// that take this batch's due jobs at once; their rows are created as
 /// `queued` with `event_from` staging the skipped `pending` (the creation
 /// trigger records both events). Only dispatched rows (those with a lease)
-/// bring their payload back.
-const INSERT: &str = "WITH input AS (
+/// bring their payload back. The CTEs are MATERIALIZED so each is computed
+/// once: inlined, the planner re-ran `open` as a subplan for every input
+/// row and every CASE that reads `now` (1.5 s for 500 jobs).
+const INSERT: &str = "WITH input AS MATERIALIZED (
      SELECT r.*, COALESCE(r.run_at, now() + r.delay_ms * interval '1 millisecond') AS due_at
        FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int2[], $7::int4[],
                    $8::int8[], $9::float8[], $10::int8[], $11::float8[], $12::int8[],
@@ -169,17 +171,24 @@ const INSERT: &str = "WITH input AS (
             AS r(id, queue, task_type, payload, state, priority, max_attempts,
                  base, factor, cap, jitter, timeout_ms, run_at, delay_ms, idem, approval, metadata,
                  stall_ms)),
-     open AS (
+     demand AS MATERIALIZED (
+     SELECT queue, count(*) FILTER (WHERE state = 'pending' AND due_at <= now()) AS due
+       FROM input GROUP BY queue),
+     open AS MATERIALIZED (
      SELECT q.name
-       FROM queues q
-      WHERE $19 > 0 AND q.name IN (SELECT queue FROM input)
+       FROM demand d
+       JOIN queues q ON q.name = d.queue
+      WHERE $19 > 0 AND d.due > 0
         AND NOT q.paused AND q.max_in_flight IS NULL AND q.rate_limit IS NULL
         AND NOT EXISTS (SELECT 1 FROM jobs b
                          WHERE b.queue = q.name AND b.state IN ('pending', 'retrying')
                            AND b.run_at <= now())
         AND (SELECT count(*) FROM jobs f WHERE f.queue = q.name AND f.state IN ('queued', 'running'))
-            + (SELECT count(*) FROM input i
-                WHERE i.queue = q.name AND i.state = 'pending' AND i.due_at <= now()) <= $19),
+            + d.due <= $19),
+     planned AS MATERIALIZED (
+     SELECT i.*, (i.state = 'pending' AND i.due_at <= now()
+                  AND EXISTS (SELECT 1 FROM open o WHERE o.name = i.queue)) AS now
+       FROM input i),
      inserted AS (
      INSERT INTO jobs (id, queue, task_type, payload, state, priority, max_attempts,
                        retry_base_ms, retry_factor, retry_max_ms, retry_jitter, timeout_ms,
@@ -191,9 +200,7 @@ const INSERT: &str = "WITH input AS (
             r.metadata, r.stall_ms,
             CASE WHEN r.now THEN 1 ELSE 0 END, CASE WHEN r.now THEN gen_random_uuid() END,
             CASE WHEN r.now THEN now() END, CASE WHEN r.now THEN 'pending'::job_state END
-       FROM (SELECT i.*, (i.state = 'pending' AND i.due_at <= now()
-                          AND i.queue IN (SELECT name FROM open)) AS now
-               FROM input i) r
+       FROM planned r
      ON CONFLICT DO NOTHING
      RETURNING id, queue, task_type, payload, lease, timeout_ms, max_attempts),
      registered AS (

@@ -49,7 +49,8 @@ impl Store {
                FROM queues q
               CROSS JOIN unnest($1::job_state[]) AS s(state)
               CROSS JOIN LATERAL (SELECT count(*) AS count FROM jobs j
-                                   WHERE j.queue = q.name AND j.state = s.state) c
+                                   WHERE j.queue = q.name AND j.state = s.state
+                                     AND j.state <> 'completed') c
               ORDER BY 1, 2",
         )
         .bind(&states)
