@@ -156,3 +156,55 @@ async fn job_events_record_the_whole_lifecycle_in_order() {
     assert_eq!(moves, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
     env.cleanup(&["default"]).await;
 }
+
+/// A job whose queue can take it at once is dispatched by the intake
+/// transaction that creates it (`queued_at` is that transaction's clock,
+/// equal to `created_at`); a queue seen for the first time and a delayed job
+/// go through the dispatcher's claim, a later transaction.
+#[tokio::test]
+async fn intake_dispatches_jobs_of_a_known_queue_and_leaves_the_rest_to_the_dispatcher() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let completed = |j: &warren_store::JobRow| j.state() == JobState::Completed;
+
+    let first = env
+        .submit(vec![JobSpec::new("default", "echo", json!(0))])
+        .await[0];
+    let first = env.wait_job(&store, first, "first job completed", completed).await;
+    assert!(
+        first.queued_at > Some(first.created_at),
+        "a new queue's first job is claimed by the dispatcher"
+    );
+
+    let mut delayed = JobSpec::new("default", "echo", json!("later"));
+    delayed.delay_ms = Some(200);
+    let mut jobs: Vec<JobSpec> = (1..=20)
+        .map(|i| JobSpec::new("default", "echo", json!(i)))
+        .collect();
+    jobs.push(delayed);
+    let ids = env.submit(jobs).await;
+    for (i, id) in ids.iter().enumerate() {
+        let job = env.wait_job(&store, *id, "job completed", completed).await;
+        let by_intake = job.queued_at == Some(job.created_at);
+        assert_eq!(by_intake, i < 20, "job {i}: dispatched by intake");
+        assert_eq!(job.attempt, 1);
+        let events = store.job_events(*id, 0, 10).await.unwrap();
+        let moves: Vec<(Option<&str>, &str, i32)> = events
+            .iter()
+            .map(|e| (e.from_state.as_deref(), e.to_state.as_str(), e.attempt))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![
+                (None, "pending", 0),
+                (Some("pending"), "queued", 1),
+                (Some("queued"), "running", 1),
+                (Some("running"), "completed", 1),
+            ],
+            "job {i}: the same history either way"
+        );
+    }
+    env.cleanup(&["default"]).await;
+}
