@@ -172,7 +172,9 @@ async fn intake_dispatches_jobs_of_a_known_queue_and_leaves_the_rest_to_the_disp
     let first = env
         .submit(vec![JobSpec::new("default", "echo", json!(0))])
         .await[0];
-    let first = env.wait_job(&store, first, "first job completed", completed).await;
+    let first = env
+        .wait_job(&store, first, "first job completed", completed)
+        .await;
     assert!(
         first.queued_at > Some(first.created_at),
         "a new queue's first job is claimed by the dispatcher"

@@ -141,6 +141,15 @@ async fn only_due_jobs_of_an_open_queue_with_room_and_no_waiting_backlog_are_dis
     assert_eq!(dispatched, vec![due.id]);
     assert_eq!(state(store, delayed.id).await, Pending);
     assert_eq!(state(store, gated.id).await, AwaitingApproval);
+    // A job waiting for its delay is not a backlog: the next due one goes too.
+    let next = JobSpec {
+        priority: 3,
+        ..spec("mixed")
+    };
+    assert_eq!(
+        intake(store, std::slice::from_ref(&next)).await.1,
+        vec![next.id]
+    );
 
     // The window counts what is in flight plus the whole batch.
     known(store, "narrow").await;
