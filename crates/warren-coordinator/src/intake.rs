@@ -50,21 +50,30 @@ async fn consume(
         else {
             return Ok(());
         };
-        let Some(inserted) = insert(shared, token, &accepted).await? else {
-            return Ok(());
-        };
-        if !intake_workflows::insert(shared, token, &accepted, &workflows).await? {
+        let Batch { inserted, finished } = insert(shared, token, &accepted).await?;
+        let left_waiting = inserted.dispatched.len() < inserted.created.len();
+        // Committed as queued: publish even if shutdown cut the batch short
+        // (the envelopes are then not acked, and their redelivery creates
+        // nothing twice).
+        outbox.publish(inserted.dispatched, token).await?;
+        if !finished || !intake_workflows::insert(shared, token, &accepted, &workflows).await? {
             return Ok(());
         }
         if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {
             consumer.ack_up_to(last).await?;
         }
-        if inserted.dispatched.len() < inserted.created.len() || !workflows.is_empty() {
+        if left_waiting || !workflows.is_empty() {
             shared.wake_dispatcher();
         }
-        outbox.publish(inserted.dispatched, token).await?;
     }
     Ok(())
+}
+
+/// What inserting a batch did.
+struct Batch {
+    inserted: Inserted,
+    /// False when shutdown stopped it before every envelope was inserted.
+    finished: bool,
 }
 
 /// Dead-letters envelopes that cannot be read or hold an invalid job; keeps the rest.
@@ -100,12 +109,12 @@ async fn reject_unreadable(
 
 /// Inserts (and where possible dispatches) every accepted job; an envelope
 /// the database refuses (after the batch as a whole was refused) is
-/// dead-lettered on its own. Returns `None` on shutdown.
+/// dead-lettered on its own.
 async fn insert(
     shared: &Shared,
     token: &CancellationToken,
     accepted: &[(Delivery, SubmitEnvelope)],
-) -> Result<Option<Inserted>, SessionError> {
+) -> Result<Batch, SessionError> {
     let specs: Vec<JobSpec> = accepted
         .iter()
         .flat_map(|(_, env)| env.jobs.iter().cloned())
@@ -117,9 +126,17 @@ async fn insert(
             shared
                 .metrics
                 .count_submitted(specs.len(), inserted.created.len());
-            return Ok(Some(inserted));
+            return Ok(Batch {
+                inserted,
+                finished: true,
+            });
         }
-        DbOutcome::Shutdown => return Ok(None),
+        DbOutcome::Shutdown => {
+            return Ok(Batch {
+                inserted: Inserted::default(),
+                finished: false,
+            })
+        }
         DbOutcome::Rejected(e) => {
             tracing::warn!(error = %e, "batch refused by the database; inserting envelopes one by one")
         }
@@ -134,7 +151,12 @@ async fn insert(
                 all.created.extend(inserted.created);
                 all.dispatched.extend(inserted.dispatched);
             }
-            DbOutcome::Shutdown => return Ok(None),
+            DbOutcome::Shutdown => {
+                return Ok(Batch {
+                    inserted: all,
+                    finished: false,
+                })
+            }
             DbOutcome::Rejected(e) => {
                 shared
                     .metrics
@@ -146,5 +168,8 @@ async fn insert(
             }
         }
     }
-    Ok(Some(all))
+    Ok(Batch {
+        inserted: all,
+        finished: true,
+    })
 }
