@@ -121,6 +121,7 @@ impl Store {
             metadata.push((!spec.metadata.is_null()).then(|| spec.metadata.clone()));
         }
         // New queue names are registered in `queues`, which dispatch walks.
+        let mut tx = self.begin_generic().await?;
         let rows: Vec<CreatedRow> = sqlx::query_as(INSERT)
             .bind(&ids)
             .bind(&queues)
@@ -141,8 +142,9 @@ impl Store {
             .bind(&metadata)
             .bind(&stalls)
             .bind(window)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut inserted = Inserted {
             created: Vec::with_capacity(rows.len()),
             dispatched: Vec::new(),

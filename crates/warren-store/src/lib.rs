@@ -11,6 +11,7 @@ mod connect;
 mod dispatch;
 mod error;
 mod events;
+mod generic;
 mod heartbeat;
 mod insert;
 mod listing;

@@ -40,7 +40,7 @@ impl Store {
         &self,
         batch: &[(&str, &Report)],
     ) -> Result<ReportOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_generic().await?;
         let mut outcome = ReportOutcome::default();
         apply_starts(&mut tx, batch, &mut outcome).await?;
         apply_progress(&mut tx, batch, &mut outcome).await?;

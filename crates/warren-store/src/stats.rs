@@ -2,6 +2,7 @@
 //! reused by `/v1/stats`. None of them counts over the whole `jobs` table:
 //! terminal rows (millions, kept for days) are never counted here.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use warren_core::JobState;
@@ -39,23 +40,32 @@ pub struct QueueStateCount {
 
 impl Store {
     /// Exact job counts for every registered queue × [`COUNTED_STATES`],
-    /// zeros included. One index range per pair on `jobs_queue_state_idx`
-    /// `(queue, state, id)`, so the cost is the number of matching rows,
-    /// whatever the number of completed rows kept.
+    /// zeros included, from one pass over the rows in those states (the
+    /// states are written into the SQL, so the planner knows that no
+    /// `completed` row can match and reads the partial indexes). The cost
+    /// is the number of rows counted, whatever the number of completed
+    /// rows kept or of queues. A count per (queue × state) pair, as this
+    /// was before, let a generic plan that expected half the table per
+    /// pair scan the whole table once per pair: 1.5–3 s every 5 s beside a
+    /// million-job backlog.
     pub async fn count_unfinished_by_queue(&self) -> Result<Vec<QueueStateCount>, StoreError> {
-        let states: Vec<&str> = COUNTED_STATES.iter().map(|s| s.as_str()).collect();
-        Ok(sqlx::query_as(
-            "SELECT q.name AS queue, s.state::text AS state, c.count
-               FROM queues q
-              CROSS JOIN unnest($1::job_state[]) AS s(state)
-              CROSS JOIN LATERAL (SELECT count(*) AS count FROM jobs j
-                                   WHERE j.queue = q.name AND j.state = s.state
-                                     AND j.state <> 'completed') c
-              ORDER BY 1, 2",
-        )
-        .bind(&states)
-        .fetch_all(&self.pool)
-        .await?)
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let states: Vec<String> = COUNTED_STATES
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            format!(
+                "SELECT q.name AS queue, s.state::text AS state, COALESCE(c.count, 0) AS count
+                   FROM queues q
+                  CROSS JOIN unnest(ARRAY[{list}]::job_state[]) AS s(state)
+                   LEFT JOIN (SELECT queue, state, count(*) AS count FROM jobs
+                               WHERE state IN ({list}) GROUP BY queue, state) c
+                          ON c.queue = q.name AND c.state = s.state
+                  ORDER BY 1, 2",
+                list = states.join(", ")
+            )
+        });
+        Ok(sqlx::query_as(SQL.as_str()).fetch_all(&self.pool).await?)
     }
 
     /// For every registered queue, how long its oldest due job (`pending` or

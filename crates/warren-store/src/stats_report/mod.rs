@@ -2,7 +2,8 @@
 //!
 //! What is exact and what is sampled:
 //! - jobs waiting, running or dead ([`COUNTED_STATES`]) are counted exactly
-//!   per queue, from index ranges (see [`Store::count_unfinished_by_queue`]);
+//!   per queue, in one pass over the rows in those states (see
+//!   [`Store::count_unfinished_by_queue`]);
 //! - finished jobs are never counted over the whole table. The report reads
 //!   the most recent finished jobs of the last 24 h, newest first on
 //!   `jobs_finished_idx`, at most [`SAMPLE_MAX_ROWS`] of them, and derives
