@@ -49,6 +49,11 @@ impl Outbox {
     /// before) after waiting, if needed, until fewer than [`MAX_SETTLING`]
     /// batches are unsettled. Their confirms are awaited in the background;
     /// `token` stops the database retries of an undo.
+    ///
+    /// The jobs are committed as `queued`, so they are never simply
+    /// dropped: when the session has already failed (an earlier batch's
+    /// error) or a declaration fails, they are not published but returned
+    /// to `pending` at once, and that error is returned afterwards.
     pub(crate) async fn publish(
         &mut self,
         jobs: Vec<DispatchedJob>,
@@ -57,23 +62,39 @@ impl Outbox {
         if jobs.is_empty() {
             return Ok(());
         }
-        self.reap()?;
-        while self.settling.len() >= MAX_SETTLING {
-            self.settled().await?;
+        let mut failed = self.reap().err();
+        while failed.is_none() && self.settling.len() >= MAX_SETTLING {
+            failed = self.settled().await.err();
         }
-        for job in &jobs {
+        if failed.is_none() {
+            failed = self.declare(&jobs).await.err();
+        }
+        let pending = match failed {
+            None => {
+                let items: Vec<(String, Vec<u8>)> = jobs
+                    .iter()
+                    .map(|j| (j.queue.clone(), encode(&j.task_message())))
+                    .collect();
+                self.publisher.send_batch(&self.exchange, &items).await
+            }
+            Some(_) => jobs
+                .iter()
+                .map(|_| Err(BrokerError::ConnectionClosed))
+                .collect(),
+        };
+        self.settling
+            .spawn(settle(self.shared.clone(), token.clone(), jobs, pending));
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Declares the task queues of `jobs` this outbox has not declared yet.
+    async fn declare(&mut self, jobs: &[DispatchedJob]) -> Result<(), BrokerError> {
+        for job in jobs {
             if !self.declared.contains(&job.queue) {
                 self.session.declare_task_queue(&job.queue).await?;
                 self.declared.insert(job.queue.clone());
             }
         }
-        let items: Vec<(String, Vec<u8>)> = jobs
-            .iter()
-            .map(|j| (j.queue.clone(), encode(&j.task_message())))
-            .collect();
-        let pending = self.publisher.send_batch(&self.exchange, &items).await;
-        self.settling
-            .spawn(settle(self.shared.clone(), token.clone(), jobs, pending));
         Ok(())
     }
 
