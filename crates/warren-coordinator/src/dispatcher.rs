@@ -22,8 +22,7 @@ pub(crate) async fn run(
 ) -> Result<(), SessionError> {
     let mut outbox = Outbox::open(shared.clone(), session).await?;
     let result = dispatch(&shared, &mut outbox, &token).await;
-    let settled = outbox.finish().await;
-    Ok(result.and(settled)?)
+    outbox.finish(result.map_err(SessionError::from)).await
 }
 
 /// The claim → publish loop. Confirms are awaited by the [`Outbox`], so the

@@ -30,8 +30,7 @@ pub(crate) async fn run(
     let mut consumer = session.consume(&queue, prefetch, "warren-intake").await?;
     let mut outbox = Outbox::open(shared.clone(), session.clone()).await?;
     let result = consume(&shared, &mut consumer, &mut outbox, &token).await;
-    let settled = outbox.finish().await;
-    result.and(settled.map_err(SessionError::from))
+    outbox.finish(result).await
 }
 
 async fn consume(

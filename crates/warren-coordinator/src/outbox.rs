@@ -100,7 +100,7 @@ impl Outbox {
 
     /// Collects the batches already settled; the first connection-level
     /// error among them ends the session.
-    pub(crate) fn reap(&mut self) -> Result<(), BrokerError> {
+    fn reap(&mut self) -> Result<(), BrokerError> {
         while let Some(joined) = self.settling.try_join_next() {
             check(joined)?;
         }
@@ -116,12 +116,16 @@ impl Outbox {
         }
     }
 
-    /// Waits until every published batch has settled.
-    pub(crate) async fn finish(mut self) -> Result<(), BrokerError> {
-        let mut result = Ok(());
+    /// Waits until every published batch has settled, then returns
+    /// `result` (the outcome of the loop that used this outbox) or, if that
+    /// succeeded, the first settling error.
+    pub(crate) async fn finish<E: From<BrokerError>>(
+        mut self,
+        mut result: Result<(), E>,
+    ) -> Result<(), E> {
         while let Some(joined) = self.settling.join_next().await {
             if let (Err(e), Ok(())) = (check(joined), &result) {
-                result = Err(e);
+                result = Err(e.into());
             }
         }
         result
