@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use warren_broker::{Consumer, Delivery};
 use warren_store::StoreError;
@@ -13,6 +14,9 @@ use crate::shared::Shared;
 
 /// Waits for one delivery, then takes whatever else is already buffered, up
 /// to `max`. `Ok(None)` means shutdown was requested.
+///
+/// Cancel-safe: the only await is for the first delivery; the rest are
+/// taken without yielding, so dropping the call never drops a delivery.
 pub(crate) async fn next_batch(
     consumer: &mut Consumer,
     max: usize,
@@ -25,9 +29,9 @@ pub(crate) async fn next_batch(
     };
     let mut batch = vec![first];
     while batch.len() < max {
-        match tokio::time::timeout(Duration::ZERO, consumer.next()).await {
-            Ok(Some(delivery)) => batch.push(delivery?),
-            Ok(None) | Err(_) => break,
+        match consumer.next().now_or_never() {
+            Some(Some(delivery)) => batch.push(delivery?),
+            Some(None) | None => break,
         }
     }
     Ok(Some(batch))

@@ -57,6 +57,12 @@ async fn dispatch(
             }
         };
         let full = jobs.len() as i64 == limit;
+        // A claim that took some jobs but fewer than it asked for either
+        // drained what was due or filled a queue's window; in the latter
+        // case the next job can go as soon as one in flight ends. (A claim
+        // that took nothing clears this: the next wake-up comes from
+        // whatever makes a job due.)
+        shared.set_dispatch_awaits_room(!jobs.is_empty() && !full);
         outbox.publish(jobs, token).await?;
         if full {
             continue; // more may be due right now

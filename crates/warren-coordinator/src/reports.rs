@@ -1,17 +1,35 @@
 //! Report handling: consume worker reports in batches, record heartbeats,
 //! apply every transition of the batch in one transaction, then acknowledge
 //! the batch with one multi-ack.
+//!
+//! Up to [`BATCHES_IN_FLIGHT`] batches are applied at once, each in its own
+//! transaction, so one batch's commit (a WAL flush) does not hold up the
+//! next; PostgreSQL flushes concurrent commits together. Acks still go out
+//! in delivery order: a batch is acknowledged only after every earlier one,
+//! so a multi-ack never covers a report that is not committed. Two batches
+//! may carry reports of the same attempt (Started, then Completed); every
+//! report is guarded by (state, attempt, lease), but order still matters (a
+//! checkpoint must land before the failure that retries from it), so a batch
+//! that reports on a job an earlier batch in flight also reports on waits
+//! for that batch first.
 
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio_util::sync::CancellationToken;
-use warren_broker::{Delivery, Session};
+use uuid::Uuid;
+use warren_broker::{Consumer, Delivery, Session};
 use warren_core::protocol::{decode, Report, ReportEnvelope};
 use warren_core::JobState;
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
 use crate::session::SessionError;
 use crate::shared::Shared;
+
+/// Report batches applied concurrently.
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// Consumes `<ns>.reports` until the session ends.
 pub(crate) async fn run(
@@ -22,20 +40,124 @@ pub(crate) async fn run(
     let queue = shared.config.broker.names().reports_queue();
     let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
     let mut consumer = session.consume(&queue, prefetch, "warren-reports").await?;
-    while let Some(batch) =
-        next_batch(&mut consumer, shared.config.batch_size, &token, "reports").await?
-    {
-        let readable = reject_unreadable(&shared, batch).await?;
-        if !record_heartbeats(&shared, &token, &readable).await
-            || !apply(&shared, &token, &readable).await?
-        {
+    let mut in_flight = InFlight::default();
+    loop {
+        // Room for another batch: take one, unless an earlier batch ends
+        // first. `next_batch` only awaits its first delivery, which a
+        // dropped call leaves in the consumer.
+        if in_flight.len() < BATCHES_IN_FLIGHT {
+            let batch = tokio::select! {
+                biased;
+                settled = in_flight.next(), if !in_flight.is_empty() => {
+                    if !settle(&consumer, settled?).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                batch = next_batch(&mut consumer, shared.config.batch_size, &token, "reports") => batch?,
+            };
+            let Some(batch) = batch else { return Ok(()) };
+            let readable = reject_unreadable(&shared, batch).await?;
+            let jobs: HashSet<Uuid> = readable
+                .iter()
+                .flat_map(|(_, env)| env.reports.iter().map(|r| r.job().job_id))
+                .collect();
+            // An attempt's reports apply in the order sent (a checkpoint
+            // before the failure that retries from it): a batch waits for
+            // every earlier batch that carries a report of the same job.
+            while in_flight.overlaps(&jobs) {
+                if !settle(&consumer, in_flight.next().await?).await? {
+                    return Ok(());
+                }
+            }
+            in_flight.push(jobs, handle(&shared, &token, readable));
+        } else if !settle(&consumer, in_flight.next().await?).await? {
             return Ok(());
         }
-        if let Some(last) = readable.iter().map(|(d, _)| d.delivery_tag).max() {
-            consumer.ack_up_to(last).await?;
+    }
+}
+
+/// Batches being applied, in delivery order, with the jobs each reports on.
+struct InFlight<F: Future> {
+    batches: FuturesOrdered<F>,
+    jobs: VecDeque<HashSet<Uuid>>,
+}
+
+impl<F: Future> Default for InFlight<F> {
+    fn default() -> Self {
+        Self {
+            batches: FuturesOrdered::new(),
+            jobs: VecDeque::new(),
         }
     }
-    Ok(())
+}
+
+impl<F: Future<Output = Result<Settled, SessionError>>> InFlight<F> {
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    fn overlaps(&self, jobs: &HashSet<Uuid>) -> bool {
+        self.jobs.iter().any(|earlier| !earlier.is_disjoint(jobs))
+    }
+
+    fn push(&mut self, jobs: HashSet<Uuid>, batch: F) {
+        self.jobs.push_back(jobs);
+        self.batches.push_back(batch);
+    }
+
+    /// The oldest batch's outcome. Only called while batches are in flight.
+    async fn next(&mut self) -> Result<Settled, SessionError> {
+        let settled = self
+            .batches
+            .next()
+            .await
+            .expect("called only while batches are in flight");
+        self.jobs.pop_front();
+        settled
+    }
+}
+
+/// How a batch ended.
+enum Settled {
+    /// Applied: acknowledge up to this delivery tag.
+    AckUpTo(u64),
+    /// Every delivery was dead-lettered already.
+    NothingToAck,
+    /// Shutdown was requested before the batch was applied.
+    Shutdown,
+}
+
+/// Acknowledges a settled batch; false on shutdown (this batch and every
+/// later one stay unacknowledged).
+async fn settle(consumer: &Consumer, settled: Settled) -> Result<bool, SessionError> {
+    match settled {
+        Settled::AckUpTo(last) => consumer.ack_up_to(last).await?,
+        Settled::NothingToAck => {}
+        Settled::Shutdown => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Records one batch's heartbeats and applies its reports.
+async fn handle(
+    shared: &Shared,
+    token: &CancellationToken,
+    readable: Vec<(Delivery, ReportEnvelope)>,
+) -> Result<Settled, SessionError> {
+    if !record_heartbeats(shared, token, &readable).await
+        || !apply(shared, token, &readable).await?
+    {
+        return Ok(Settled::Shutdown);
+    }
+    Ok(match readable.iter().map(|(d, _)| d.delivery_tag).max() {
+        Some(last) => Settled::AckUpTo(last),
+        None => Settled::NothingToAck,
+    })
 }
 
 async fn reject_unreadable(
@@ -181,6 +303,8 @@ async fn apply_reports(
             }) {
                 // A workflow step may have ended: its dependents may run now.
                 shared.wake_workflows();
+                // And a queue's window has room for a job waiting behind it.
+                shared.room_freed();
             }
             DbOutcome::Done(())
         }

@@ -1,5 +1,7 @@
 //! State shared by the coordinator's loops and API handlers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::{mpsc, Mutex, Notify};
 use warren_core::protocol::ControlMessage;
 use warren_store::Store;
@@ -20,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Wakes the dispatcher (new jobs, due retries, approvals).
     pub(crate) dispatch_wakeup: Notify,
+    /// Set while the dispatcher's last claim may have stopped at a queue's
+    /// window with due jobs left behind: jobs leaving flight then wake it.
+    dispatch_awaits_room: AtomicBool,
     /// Wakes the workflow engine (a step ended, a workflow was created).
     pub(crate) workflow_wakeup: Notify,
     control_tx: mpsc::UnboundedSender<ControlRequest>,
@@ -38,6 +43,7 @@ impl Shared {
             store,
             metrics: Metrics::new(),
             dispatch_wakeup: Notify::new(),
+            dispatch_awaits_room: AtomicBool::new(false),
             workflow_wakeup: Notify::new(),
             control_tx,
             control_rx: Mutex::new(control_rx),
@@ -64,6 +70,21 @@ impl Shared {
     /// Wakes the dispatcher.
     pub(crate) fn wake_dispatcher(&self) {
         self.dispatch_wakeup.notify_one();
+    }
+
+    /// Records whether the dispatcher's last claim may have left due jobs
+    /// behind for want of room in a queue's window.
+    pub(crate) fn set_dispatch_awaits_room(&self, awaits: bool) {
+        self.dispatch_awaits_room.store(awaits, Ordering::Relaxed);
+    }
+
+    /// Jobs left flight (ended, or went back to wait for a retry): wakes the
+    /// dispatcher if it is waiting for room, so a window-bound backlog
+    /// flows at the speed of completions rather than of the poll interval.
+    pub(crate) fn room_freed(&self) {
+        if self.dispatch_awaits_room.load(Ordering::Relaxed) {
+            self.wake_dispatcher();
+        }
     }
 
     /// Wakes the workflow engine (it also polls, so this is only latency).
