@@ -3,16 +3,31 @@
 //! It outlives broker sessions: reports queue up in a channel while the
 //! connection is down and are published, in order, once a new session hands
 //! over a publisher. Ready reports are batched into one envelope (bounded in
-//! bytes) and every envelope is confirmed by the broker before the next.
+//! bytes). Up to [`MAX_ENVELOPES_IN_FLIGHT`] envelopes await their confirms
+//! at once, so a report does not wait for the confirm of the one before;
+//! the broker keeps one channel's publishes to one queue in order.
+//!
+//! Order is what the coordinator needs (a checkpoint before the failure
+//! that retries from it), so an envelope that reports on a job named in an
+//! envelope still awaiting its confirm waits for that confirm first; and if
+//! a publish fails, every unconfirmed envelope is published again, in
+//! order, one at a time (a duplicate report is stale and dropped).
 
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use warren_broker::{Publisher, REPORT_ROUTING_KEY};
+use uuid::Uuid;
+use warren_broker::{BrokerError, Publisher, REPORT_ROUTING_KEY};
 use warren_core::protocol::{Heartbeat, Report, PROTOCOL_VERSION};
 
 /// Most reports per envelope.
 const MAX_REPORTS_PER_ENVELOPE: usize = 500;
+
+/// Envelopes published and awaiting their confirms at once.
+const MAX_ENVELOPES_IN_FLIGHT: usize = 4;
 
 /// Something to send that needs more than fire-and-forget.
 pub(crate) enum Outgoing {
@@ -38,7 +53,37 @@ struct Envelope {
     heartbeat: Option<Heartbeat>,
     reports: Vec<Vec<u8>>,
     bytes: usize,
+    jobs: HashSet<Uuid>,
     waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// An envelope published and not yet confirmed.
+struct Sent {
+    body: Vec<u8>,
+    reports: usize,
+    jobs: HashSet<Uuid>,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Sent {
+    fn confirmed(self) {
+        for waiter in self.waiters {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// Envelopes awaiting their confirms, oldest first, and those confirms.
+#[derive(Default)]
+struct InFlight {
+    sent: VecDeque<Sent>,
+    confirms: FuturesOrdered<BoxFuture<'static, Result<(), BrokerError>>>,
+}
+
+impl InFlight {
+    fn overlaps(&self, jobs: &HashSet<Uuid>) -> bool {
+        self.sent.iter().any(|sent| !sent.jobs.is_disjoint(jobs))
+    }
 }
 
 impl Reporter {
@@ -46,23 +91,38 @@ impl Reporter {
     pub(crate) async fn run(mut self) {
         let mut reports_open = true;
         let mut outgoing_open = true;
-        while reports_open || outgoing_open {
+        let mut in_flight = InFlight::default();
+        loop {
+            let open = reports_open || outgoing_open;
+            if !open && in_flight.sent.is_empty() {
+                return;
+            }
             let mut envelope = Envelope {
                 heartbeat: None,
                 reports: Vec::new(),
                 bytes: 0,
+                jobs: HashSet::new(),
                 waiters: Vec::new(),
             };
-            // Wait for the first item, then take whatever else is ready.
-            // Plain reports go first: an attempt's progress must never trail
-            // the confirmed final report that a coalesced attempt sends.
+            // Wait for the oldest confirm or, with room for another
+            // envelope, for the first item; then take whatever else is
+            // ready. Plain reports go first: an attempt's progress must
+            // never trail the confirmed final report that a coalesced
+            // attempt sends.
+            let room = in_flight.sent.len() < MAX_ENVELOPES_IN_FLIGHT;
             tokio::select! {
                 biased;
-                report = self.reports.recv(), if reports_open => match report {
+                confirm = in_flight.confirms.next(), if !in_flight.sent.is_empty() => {
+                    if !self.settle_oldest(&mut in_flight, confirm).await {
+                        return;
+                    }
+                    continue;
+                }
+                report = self.reports.recv(), if reports_open && room => match report {
                     Some(report) => self.add(&mut envelope, &report),
                     None => reports_open = false,
                 },
-                item = self.outgoing.recv(), if outgoing_open => match item {
+                item = self.outgoing.recv(), if outgoing_open && room => match item {
                     Some(item) => self.add_outgoing(&mut envelope, item),
                     None => outgoing_open = false,
                 },
@@ -78,10 +138,76 @@ impl Reporter {
                     break;
                 }
             }
-            if envelope.heartbeat.is_some() || !envelope.reports.is_empty() {
-                self.send(envelope).await;
+            if envelope.heartbeat.is_none() && envelope.reports.is_empty() {
+                continue;
+            }
+            // Keep each job's reports in order across envelopes.
+            while in_flight.overlaps(&envelope.jobs) {
+                let confirm = in_flight.confirms.next().await;
+                if !self.settle_oldest(&mut in_flight, confirm).await {
+                    return;
+                }
+            }
+            let sent = Sent {
+                body: self.encode(&envelope),
+                reports: envelope.reports.len(),
+                jobs: envelope.jobs,
+                waiters: envelope.waiters,
+            };
+            let publisher = self.publisher.borrow().clone();
+            let published = match publisher {
+                Some(publisher) => publisher
+                    .publish(&self.exchange, REPORT_ROUTING_KEY, &sent.body)
+                    .await
+                    .map_err(
+                        |e| tracing::warn!(error = %e, "report not published; publishing again"),
+                    ),
+                None => Err(()),
+            };
+            in_flight.sent.push_back(sent);
+            match published {
+                Ok(pending) => in_flight.confirms.push_back(Box::pin(pending.wait())),
+                Err(()) => {
+                    if !self.resend(&mut in_flight).await {
+                        return;
+                    }
+                }
             }
         }
+    }
+
+    /// Handles the oldest envelope's confirm: on an error, publishes every
+    /// unconfirmed envelope again. False as for [`Reporter::resend`].
+    async fn settle_oldest(
+        &mut self,
+        in_flight: &mut InFlight,
+        confirm: Option<Result<(), BrokerError>>,
+    ) -> bool {
+        match confirm.expect("one confirm per envelope in flight") {
+            Ok(()) => {
+                let oldest = in_flight.sent.pop_front();
+                oldest.expect("one envelope per confirm").confirmed();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "report not confirmed; publishing again");
+                self.resend(in_flight).await
+            }
+        }
+    }
+
+    /// Publishes every unconfirmed envelope again, in order, each confirmed
+    /// before the next; false if the worker is stopping and no session will
+    /// come to send them with (their reports are dropped).
+    async fn resend(&mut self, in_flight: &mut InFlight) -> bool {
+        in_flight.confirms = FuturesOrdered::new();
+        while let Some(sent) = in_flight.sent.pop_front() {
+            if !self.send(&sent).await {
+                return false;
+            }
+            sent.confirmed();
+        }
+        true
     }
 
     fn add_outgoing(&self, envelope: &mut Envelope, item: Outgoing) {
@@ -95,29 +221,30 @@ impl Reporter {
     }
 
     fn add(&self, envelope: &mut Envelope, report: &Report) {
+        envelope.jobs.insert(report.job().job_id);
         let encoded = serde_json::to_vec(report).expect("reports always serialize");
         envelope.bytes += encoded.len() + 1;
         envelope.reports.push(encoded);
     }
 
     /// Publishes one envelope, waiting for a connection and retrying until
-    /// the broker confirms it.
-    async fn send(&mut self, envelope: Envelope) {
-        let body = self.encode(&envelope);
+    /// the broker confirms it; false if the worker is stopping and no
+    /// session will come.
+    async fn send(&mut self, sent: &Sent) -> bool {
         let mut delay = Duration::from_millis(50);
         loop {
             let publisher = self.publisher.borrow().clone();
             match publisher {
                 Some(publisher) => match publisher
-                    .publish_confirmed(&self.exchange, REPORT_ROUTING_KEY, &body)
+                    .publish_confirmed(&self.exchange, REPORT_ROUTING_KEY, &sent.body)
                     .await
                 {
-                    Ok(()) => break,
+                    Ok(()) => return true,
                     // The worker is stopping (it dropped the sender) and the
                     // session is gone: no publisher will come to retry with.
                     Err(e) if e.is_recoverable() && self.publisher.has_changed().is_err() => {
-                        tracing::warn!(error = %e, reports = envelope.reports.len(), "broker session lost while stopping; reports dropped");
-                        return;
+                        tracing::warn!(error = %e, reports = sent.reports, "broker session lost while stopping; reports dropped");
+                        return false;
                     }
                     Err(e) => tracing::warn!(error = %e, "report not confirmed; retrying"),
                 },
@@ -125,19 +252,16 @@ impl Reporter {
                     // Wait for the next session's publisher.
                     if self.publisher.changed().await.is_err() {
                         tracing::warn!(
-                            reports = envelope.reports.len(),
+                            reports = sent.reports,
                             "no broker session will come; reports dropped"
                         );
-                        return;
+                        return false;
                     }
                     continue;
                 }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        for waiter in envelope.waiters {
-            let _ = waiter.send(());
         }
     }
 
