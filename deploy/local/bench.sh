@@ -4,7 +4,7 @@
 # fast as possible) and for latency (at a fixed rate), print the summary
 # lines, and stop what it started. Every transition is committed (the
 # durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
-# BENCH_RATE_JOBS, BENCH_CONCURRENCY, BENCH_WORKERS (worker processes),
+# BENCH_RATE_JOBS, BENCH_CONCURRENCY (default 256), BENCH_WORKERS (worker processes),
 # BENCH_RETAINED (terminal jobs loaded into the table first, to measure
 # throughput against a large history) and BENCH_PENDING (pending jobs on a
 # queue no worker consumes, to measure coordinator memory with a backlog),
@@ -17,7 +17,7 @@ bin=${BENCH_BIN:-target/release}
 jobs=${BENCH_JOBS:-20000}
 rate=${BENCH_RATE:-1000}
 rate_jobs=${BENCH_RATE_JOBS:-10000}
-concurrency=${BENCH_CONCURRENCY:-64}
+concurrency=${BENCH_CONCURRENCY:-256}
 workers=${BENCH_WORKERS:-1}
 retained=${BENCH_RETAINED:-0}
 pending=${BENCH_PENDING:-0}
