@@ -162,3 +162,61 @@ async fn a_retried_attempt_resumes_from_the_last_checkpoint() {
     assert_eq!(job.stage.as_deref(), Some("first half"));
     env.cleanup(&["default"]).await;
 }
+
+/// Each attempt saves a checkpoint and fails right after; the retry must
+/// find it. Many at once, so the worker's report envelopes and the
+/// coordinator's report batches overlap: a failure applied before the
+/// checkpoint sent ahead of it would leave the retry without one, and the
+/// job would fail on every attempt.
+#[tokio::test]
+async fn many_failures_each_apply_after_the_checkpoint_sent_before_them() {
+    const JOBS: usize = 1000;
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let mut registry = Registry::new();
+    registry.register("checkpoint_then_fail", |ctx, payload| async move {
+        match ctx.checkpoint() {
+            None => {
+                ctx.save_checkpoint(json!({ "n": payload["n"] }));
+                Err(HandlerError::retryable("fails once, after its checkpoint"))
+            }
+            Some(checkpoint) => Ok(checkpoint.clone()),
+        }
+    });
+    let mut config = env.worker_config(&["default"]);
+    config.concurrency = 64;
+    let _worker = env.start_worker_with(config, registry);
+    let store = env.store().await;
+    let specs: Vec<JobSpec> = (0..JOBS)
+        .map(|n| {
+            let spec = JobSpec::new("default", "checkpoint_then_fail", json!({ "n": n }));
+            fast_retries(spec, 2)
+        })
+        .collect();
+    let ids = env.submit(specs).await;
+    warren_tests::eventually("every job final", warren_tests::DEADLINE, || async {
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND state IN ('completed', 'failed')",
+        )
+        .bind(&ids)
+        .fetch_one(store.pool())
+        .await
+        .ok()?;
+        (finished as usize == JOBS).then_some(())
+    })
+    .await;
+    let rows: Vec<(String, Option<serde_json::Value>, serde_json::Value)> =
+        sqlx::query_as("SELECT state::text, result, payload FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let lost = rows
+        .iter()
+        .filter(|(state, result, payload)| {
+            state != "completed" || result.as_ref() != Some(&json!({ "n": payload["n"] }))
+        })
+        .count();
+    assert_eq!(lost, 0, "jobs whose retry did not get its checkpoint");
+    env.cleanup(&["default"]).await;
+}
