@@ -8,7 +8,9 @@
 //! written one at a time (the lock is held until lapin has handed the frames to
 //! its I/O loop, never while waiting for the broker's confirm).
 
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::Poll;
 
 use lapin::{
     options::BasicPublishOptions, BasicProperties, Channel, Confirmation, PublisherConfirm,
@@ -102,15 +104,33 @@ impl Publisher {
     /// for the broker: one pending confirm (or the publish's error) per
     /// item, in order. Await them with [`PendingConfirm::wait`]; until then
     /// nothing is known to be taken.
+    ///
+    /// The publishes are queued for lapin's I/O loop one after another and
+    /// their writes awaited together: awaiting each write before queueing
+    /// the next cost one hand-off to that thread and back per message.
     pub async fn send_batch(
         &self,
         exchange: &str,
         items: &[(String, Vec<u8>)],
     ) -> Vec<Result<PendingConfirm, BrokerError>> {
-        let mut pending = Vec::with_capacity(items.len());
         let _write = self.inner.write.lock().await;
-        for (routing_key, body) in items {
-            pending.push(self.send(exchange, routing_key, body).await);
+        let mut sends: Vec<_> = items
+            .iter()
+            .map(|(routing_key, body)| Box::pin(self.send(exchange, routing_key, body)))
+            .collect();
+        // The first poll of each send, in order, takes its confirm number
+        // and queues its frames (nothing in between awaits), so numbers and
+        // frames stay in the same order.
+        let mut started = Vec::with_capacity(sends.len());
+        for send in &mut sends {
+            started.push(poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await);
+        }
+        let mut pending = Vec::with_capacity(sends.len());
+        for (send, first) in sends.into_iter().zip(started) {
+            pending.push(match first {
+                Poll::Ready(result) => result,
+                Poll::Pending => send.await,
+            });
         }
         pending
     }
