@@ -42,38 +42,35 @@ pub(crate) async fn run(
     let mut consumer = session.consume(&queue, prefetch, "warren-reports").await?;
     let mut in_flight = InFlight::default();
     loop {
-        // Room for another batch: take one, unless an earlier batch ends
-        // first. `next_batch` only awaits its first delivery, which a
-        // dropped call leaves in the consumer.
-        if in_flight.len() < BATCHES_IN_FLIGHT {
-            let batch = tokio::select! {
-                biased;
-                settled = in_flight.next(), if !in_flight.is_empty() => {
-                    if !settle(&consumer, settled?).await? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                batch = next_batch(&mut consumer, shared.config.batch_size, &token, "reports") => batch?,
-            };
-            let Some(batch) = batch else { return Ok(()) };
-            let readable = reject_unreadable(&shared, batch).await?;
-            let jobs: HashSet<Uuid> = readable
-                .iter()
-                .flat_map(|(_, env)| env.reports.iter().map(|r| r.job().job_id))
-                .collect();
-            // An attempt's reports apply in the order sent (a checkpoint
-            // before the failure that retries from it): a batch waits for
-            // every earlier batch that carries a report of the same job.
-            while in_flight.overlaps(&jobs) {
-                if !settle(&consumer, in_flight.next().await?).await? {
+        // Wait for the oldest batch to end or, with room for another, for
+        // the next batch. `next_batch` only awaits its first delivery,
+        // which a dropped call leaves in the consumer.
+        let room = in_flight.len() < BATCHES_IN_FLIGHT;
+        let batch = tokio::select! {
+            biased;
+            settled = in_flight.next(), if !in_flight.is_empty() => {
+                if !settle(&consumer, settled?).await? {
                     return Ok(());
                 }
+                continue;
             }
-            in_flight.push(jobs, handle(&shared, &token, readable));
-        } else if !settle(&consumer, in_flight.next().await?).await? {
-            return Ok(());
+            batch = next_batch(&mut consumer, shared.config.batch_size, &token, "reports"), if room => batch?,
+        };
+        let Some(batch) = batch else { return Ok(()) };
+        let readable = reject_unreadable(&shared, batch).await?;
+        let jobs: HashSet<Uuid> = readable
+            .iter()
+            .flat_map(|(_, env)| env.reports.iter().map(|r| r.job().job_id))
+            .collect();
+        // An attempt's reports apply in the order sent (a checkpoint
+        // before the failure that retries from it): a batch waits for
+        // every earlier batch that carries a report of the same job.
+        while in_flight.overlaps(&jobs) {
+            if !settle(&consumer, in_flight.next().await?).await? {
+                return Ok(());
+            }
         }
+        in_flight.push(jobs, handle(&shared, &token, readable));
     }
 }
 
