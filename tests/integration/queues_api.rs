@@ -336,3 +336,85 @@ async fn task_defaults_fill_only_what_a_job_leaves_unset() {
     assert!(message.contains("defaults of queue \"media\""), "{message}");
     env.cleanup(&["media", "default"]).await;
 }
+
+/// Submits one `media`/`image` job over `POST /v1/jobs` and returns the
+/// timeout it was stored with.
+async fn submitted_image_timeout(api: &str, store: &warren_store::Store) -> Option<i64> {
+    let job = JobSpec::new("media", "image", json!({}));
+    let id = job.id;
+    let (status, body) = admin(
+        api,
+        "POST",
+        "/v1/jobs",
+        Some(json!({"v": 1, "jobs": [job]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    store.get_job(id).await.unwrap().timeout_ms
+}
+
+/// Polls (up to 10 s) until a job submitted through `api` gets `expected`.
+async fn until_image_timeout_is(api: &str, store: &warren_store::Store, expected: i64, why: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = submitted_image_timeout(api, store).await;
+        if got == Some(expected) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{why}: still {got:?} after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_defaults_change_reaches_the_cache_of_every_coordinator() {
+    let mut env = TestEnv::new().await;
+    let a = env.start_coordinator().await;
+    let b = env.start_coordinator().await;
+    let store = env.store().await;
+
+    // B now holds "media has no defaults" in its cache.
+    assert_eq!(submitted_image_timeout(&b.api_url, &store).await, None);
+    assert_eq!(submitted_image_timeout(&b.api_url, &store).await, None);
+
+    // A change through A: A applies it at once, B once it hears of it.
+    let (status, body) = admin(
+        &a.api_url,
+        "PATCH",
+        "/v1/queues/media",
+        Some(json!({"task_defaults": {"image": {"timeout_ms": 300000}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        submitted_image_timeout(&a.api_url, &store).await,
+        Some(300_000),
+        "the coordinator that made the change uses it for its next batch"
+    );
+    until_image_timeout_is(&b.api_url, &store, 300_000, "B never heard of A's change").await;
+
+    // A change made in the table by hand is announced too.
+    sqlx::query(
+        "UPDATE queues SET task_defaults = '{\"image\": {\"timeout_ms\": 1000}}' WHERE name = 'media'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    until_image_timeout_is(
+        &a.api_url,
+        &store,
+        1_000,
+        "A never heard of the table's change",
+    )
+    .await;
+    until_image_timeout_is(
+        &b.api_url,
+        &store,
+        1_000,
+        "B never heard of the table's change",
+    )
+    .await;
+}

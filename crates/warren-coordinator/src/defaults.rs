@@ -1,8 +1,10 @@
 //! Per-task-type defaults of each queue (timeout, retry policy), filled into
 //! submitted jobs that do not set them, at AMQP intake and at `POST /v1/jobs`,
 //! and into workflow steps when a workflow is prepared (both paths).
-//! They are read from the `queues` table once per batch, so a change made
-//! through any coordinator applies to the next batch everywhere.
+//! Workflow steps read them from the `queues` table per workflow; jobs get
+//! them through the coordinator's cache ([`crate::defaults_cache`]), so a
+//! change made through any coordinator applies within milliseconds
+//! everywhere.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -22,14 +24,6 @@ pub(crate) struct TaskDefaults {
 }
 
 impl TaskDefaults {
-    /// Reads the defaults of every queue the jobs name (one query).
-    pub(crate) async fn load<'a>(
-        store: &Store,
-        jobs: impl Iterator<Item = &'a JobSpec>,
-    ) -> Result<TaskDefaults, StoreError> {
-        Self::load_queues(store, jobs.map(|j| j.queue.as_str())).await
-    }
-
     /// Reads the defaults of these queues (one query).
     pub(crate) async fn load_queues<'a>(
         store: &Store,
@@ -42,6 +36,25 @@ impl TaskDefaults {
             let queues: Vec<&str> = queues.into_iter().collect();
             store.task_defaults_for(&queues).await?
         };
+        Ok(TaskDefaults { by_queue })
+    }
+
+    /// The defaults of the queues `jobs` name, from this coordinator's
+    /// cache where it has them (see [`crate::defaults_cache`]), else read
+    /// (one query) and cached.
+    pub(crate) async fn cached<'a>(
+        shared: &Shared,
+        jobs: impl Iterator<Item = &'a JobSpec>,
+    ) -> Result<TaskDefaults, StoreError> {
+        let queues: BTreeSet<&str> = jobs.map(|j| j.queue.as_str()).collect();
+        let cache = &shared.defaults_cache;
+        let lookup = cache.lookup(&queues);
+        let mut by_queue = lookup.found;
+        if !lookup.missing.is_empty() {
+            let read = shared.store.task_defaults_for(&lookup.missing).await?;
+            cache.keep(lookup.generation, &lookup.missing, &read);
+            by_queue.extend(read);
+        }
         Ok(TaskDefaults { by_queue })
     }
 
@@ -75,7 +88,7 @@ pub(crate) async fn fill_intake(
 ) -> Result<Option<Vec<(Delivery, SubmitEnvelope)>>, SessionError> {
     let jobs = accepted.iter().flat_map(|(_, env)| env.jobs.iter());
     let defaults = match with_db_retry(shared, "intake", token, || {
-        TaskDefaults::load(&shared.store, jobs.clone())
+        TaskDefaults::cached(shared, jobs.clone())
     })
     .await
     {

@@ -13,6 +13,7 @@ mod cleanup;
 mod config;
 mod control;
 mod defaults;
+mod defaults_cache;
 mod dispatcher;
 mod events;
 mod gauges;
@@ -87,6 +88,7 @@ pub async fn serve(
     tasks.spawn(cleanup::run(shared.clone(), shutdown.clone()));
     tasks.spawn(workflows::run(shared.clone(), shutdown.clone()));
     tasks.spawn(events::tailer::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(defaults_cache::listen(shared.clone(), shutdown.clone()));
     tasks.close();
     session::run(shared, shutdown.clone()).await;
     tasks.wait().await;

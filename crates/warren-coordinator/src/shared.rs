@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, Mutex, Notify};
 use warren_core::protocol::ControlMessage;
 use warren_store::Store;
 
+use crate::defaults_cache::DefaultsCache;
 use crate::events::EventHub;
 use crate::{CoordinatorConfig, Metrics};
 
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) control_rx: Mutex<mpsc::UnboundedReceiver<ControlRequest>>,
     /// The event tailer's output for this process's SSE streams.
     pub(crate) events: EventHub,
+    /// The queues' task defaults, kept while changes are heard.
+    pub(crate) defaults_cache: DefaultsCache,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ impl Shared {
             workflow_wakeup: Notify::new(),
             control_tx,
             control_rx: Mutex::new(control_rx),
+            defaults_cache: DefaultsCache::default(),
         }
     }
 

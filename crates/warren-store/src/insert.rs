@@ -121,7 +121,7 @@ impl Store {
             metadata.push((!spec.metadata.is_null()).then(|| spec.metadata.clone()));
         }
         // New queue names are registered in `queues`, which dispatch walks.
-        let mut tx = self.begin_generic().await?;
+        // One statement, committed on its own (no BEGIN/COMMIT round trips).
         let rows: Vec<CreatedRow> = sqlx::query_as(INSERT)
             .bind(&ids)
             .bind(&queues)
@@ -142,9 +142,8 @@ impl Store {
             .bind(&metadata)
             .bind(&stalls)
             .bind(window)
-            .fetch_all(&mut *tx)
+            .fetch_all(self.generic())
             .await?;
-        tx.commit().await?;
         let mut inserted = Inserted {
             created: Vec::with_capacity(rows.len()),
             dispatched: Vec::new(),

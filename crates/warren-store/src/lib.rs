@@ -36,7 +36,10 @@ pub use listing::{
     JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,
 };
 pub use model::{JobEvent, JobRow, Transition, WorkerRow};
-pub use queues::{QueueInfo, QueueUpdate, MAX_QUEUES_LISTED};
+pub use queues::{
+    DefaultsNews, QueueInfo, QueueUpdate, TaskDefaultsListener, MAX_QUEUES_LISTED,
+    TASK_DEFAULTS_CHANNEL,
+};
 pub use reports::ReportOutcome;
 pub use stats::{QueueStateCount, COUNTED_STATES, DEAD_STATES};
 pub use stats_report::{
@@ -56,12 +59,17 @@ use sqlx::PgPool;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Connections whose statements run on generic plans, for the hot path
+    /// only (the `generic` module explains which statements qualify).
+    generic: PgPool,
 }
 
 impl Store {
-    /// Wraps an existing pool (migrations must already be applied).
+    /// Wraps an existing pool (migrations must already be applied); the
+    /// generic-plan pool connects lazily with the same options.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let generic = generic::pool_like(&pool);
+        Self { pool, generic }
     }
 
     /// The underlying pool, for health checks and tests.

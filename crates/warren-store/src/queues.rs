@@ -4,9 +4,11 @@
 //! (see `dispatch.rs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::FromRow;
 use warren_core::queue::{patch_task_defaults, TaskDefaults, TaskDefaultsByType};
 
@@ -15,6 +17,10 @@ use crate::{Store, StoreError};
 
 /// Most queues one listing returns.
 pub const MAX_QUEUES_LISTED: i64 = 1_000;
+
+/// The channel on which a change to any queue's task defaults is announced
+/// (at commit; the payload is the queue's name).
+pub const TASK_DEFAULTS_CHANNEL: &str = "warren_task_defaults";
 
 /// A queue's settings and its jobs: the API's queue resource.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +55,32 @@ pub struct QueueUpdate {
     /// A JSON merge patch of the task defaults (see
     /// [`patch_task_defaults`]); `Null` clears them all.
     pub task_defaults: Option<Value>,
+}
+
+/// Hears the announcements on [`TASK_DEFAULTS_CHANNEL`].
+pub struct TaskDefaultsListener {
+    listener: PgListener,
+}
+
+/// What a [`TaskDefaultsListener`] heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultsNews {
+    /// Some queue's task defaults changed.
+    Changed,
+    /// The connection was lost and made again (listening again): changes
+    /// made meanwhile were not heard.
+    Reconnected,
+}
+
+impl TaskDefaultsListener {
+    /// Waits for the next announcement. An error means the listener could
+    /// not reconnect; it should be dropped and a new one made.
+    pub async fn next(&mut self) -> Result<DefaultsNews, StoreError> {
+        Ok(match self.listener.try_recv().await? {
+            Some(_) => DefaultsNews::Changed,
+            None => DefaultsNews::Reconnected,
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -177,6 +209,20 @@ impl Store {
                 (name, defaults)
             })
             .collect())
+    }
+
+    /// A listener for [`TASK_DEFAULTS_CHANNEL`], on a connection of its own
+    /// (it holds none of the pool's): a coordinator that caches task
+    /// defaults drops its cache on each notification.
+    pub async fn listen_for_task_defaults(&self) -> Result<TaskDefaultsListener, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        let mut listener = PgListener::connect_with(&own).await?;
+        listener.listen(TASK_DEFAULTS_CHANNEL).await?;
+        Ok(TaskDefaultsListener { listener })
     }
 
     /// (queue, paused) of every queue, for the `warren_queue_paused` gauge.

@@ -36,7 +36,7 @@ pub(super) async fn create(
         .iter()
         .try_for_each(JobSpec::validate)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let defaults = TaskDefaults::load(&shared.store, envelope.jobs.iter()).await?;
+    let defaults = TaskDefaults::cached(&shared, envelope.jobs.iter()).await?;
     envelope
         .jobs
         .iter_mut()

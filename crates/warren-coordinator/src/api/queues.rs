@@ -128,6 +128,9 @@ async fn change(
     update: QueueUpdate,
 ) -> Result<Json<QueueInfo>, ApiError> {
     let queue = shared.store.update_queue(name, &update).await?;
+    // Other coordinators hear of it from PostgreSQL; this one applies it to
+    // its very next batch.
+    shared.defaults_cache.invalidate();
     tracing::info!(
         queue = name,
         paused = queue.paused,
