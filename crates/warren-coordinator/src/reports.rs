@@ -292,15 +292,17 @@ async fn apply_reports(
             {
                 shared.wake_dispatcher();
             }
+            if outcome.step_ended {
+                // Its dependents may run now.
+                shared.wake_workflows();
+            }
             if outcome.transitions.iter().any(|t| {
                 matches!(
                     t.to,
                     JobState::Completed | JobState::Failed | JobState::Timeout
                 )
             }) {
-                // A workflow step may have ended: its dependents may run now.
-                shared.wake_workflows();
-                // And a queue's window has room for a job waiting behind it.
+                // A queue's window has room for a job waiting behind it.
                 shared.room_freed();
             }
             DbOutcome::Done(())

@@ -28,6 +28,9 @@ pub struct ReportOutcome {
     pub transitions: Vec<Transition>,
     /// Kind (`started`, `progress`, ...) of each report that changed nothing.
     pub stale: Vec<&'static str>,
+    /// Whether an attempt of a workflow step ended (completed, or failed or
+    /// timed out): its workflow may have steps to release.
+    pub step_ended: bool,
 }
 
 /// Longest error text kept per attempt.
@@ -70,6 +73,9 @@ struct Moved {
     task_type: String,
     attempt: i32,
     seconds: Option<f64>,
+    /// Whether the job is a workflow step (read only where it matters).
+    #[sqlx(default)]
+    in_workflow: bool,
 }
 
 impl Moved {
@@ -237,7 +243,8 @@ async fn apply_completions(
                 AS r(id, attempt, lease, result, worker)
           WHERE j.id = r.id AND j.state = 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
          RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS waited",
+                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS waited,
+                   j.workflow_id IS NOT NULL AS in_workflow",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -261,6 +268,7 @@ async fn apply_completions(
     } else {
         complete_running(conn, &rest).await?
     };
+    out.step_ended |= implied.iter().any(|i| i.in_workflow) || moved.iter().any(|m| m.in_workflow);
     out.stale.extend(std::iter::repeat_n(
         "completed",
         refs.len().saturating_sub(implied.len() + moved.len()),
@@ -289,7 +297,8 @@ async fn complete_running(
            FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
           WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease
          RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds",
+                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds,
+                   j.workflow_id IS NOT NULL AS in_workflow",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -309,6 +318,7 @@ struct ImpliedStart {
     attempt: i32,
     /// Seconds from due to start (the start's figure); the run took none.
     waited: Option<f64>,
+    in_workflow: bool,
 }
 
 impl ImpliedStart {
@@ -364,6 +374,9 @@ async fn apply_failures(
             out.stale.push("failed");
             continue;
         };
+        // Failures are rare: any wakes the workflow engine, which finds
+        // nothing to do if the job was not a step.
+        out.step_ended = true;
         out.transitions
             .push(ended.transition(JobState::Running, to));
         let hint = match failure.retry {

@@ -36,6 +36,7 @@ async fn started_then_completed() {
     let out = apply(store, WORKER, &[completed(job, json!({"answer": 42}))]).await;
     assert_eq!(moves(&out.transitions), vec![(id, Running, Completed, 1)]);
     assert!(out.stale.is_empty());
+    assert!(!out.step_ended, "no workflow to wake for a plain job");
     let row = common::job(store, id).await;
     assert_eq!(row.state(), Completed);
     assert_eq!(row.result, Some(json!({"answer": 42})));

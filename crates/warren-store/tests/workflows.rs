@@ -159,12 +159,16 @@ async fn a_diamond_runs_in_dependency_order_and_results_reach_the_join() {
 
     let running = start_all(store).await;
     assert_eq!(running.len(), 1);
-    apply(
+    let out = apply(
         store,
         WORKER,
         &[completed(running[&s["a"].0], json!({"v": "A"}))],
     )
     .await;
+    assert!(
+        out.step_ended,
+        "a step that ended wakes the workflow engine"
+    );
     settle(store, wf.id).await;
     let s = steps(store, wf.id).await;
     assert_eq!(
