@@ -4,9 +4,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::{Store, StoreError};
+
+/// How long a caller waits for a free connection of any pool.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Database settings.
 #[derive(Clone, Debug)]
@@ -57,7 +60,7 @@ impl Store {
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         let mut migrator = sqlx::migrate!("../../migrations");
@@ -68,6 +71,20 @@ impl Store {
         migrator.run(&pool).await?;
         Ok(Store::from_pool(pool))
     }
+}
+
+/// A lazily connecting pool of up to `max_connections` to the database of
+/// `pool`, with the same options plus `settings` in each connection's
+/// startup packet (so they cost no round trip).
+pub(crate) fn side_pool(pool: &PgPool, max_connections: u32, settings: &[(&str, &str)]) -> PgPool {
+    let mut options = (*pool.connect_options()).clone();
+    if !settings.is_empty() {
+        options = options.options(settings.iter().copied());
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options)
 }
 
 /// Connects to the server's `postgres` database and creates ours if absent.

@@ -28,11 +28,9 @@
 //! the whole `jobs` table under a generic plan (its `LIMIT $1` is unknown),
 //! so it keeps custom plans on the main pool.
 
-use std::time::Duration;
-
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::connect::side_pool;
 use crate::{Store, StoreError};
 
 /// Connections of the generic-plan pool: intake, the coordinator's report
@@ -42,14 +40,14 @@ const GENERIC_CONNECTIONS: u32 = 5;
 /// A lazily connecting pool with the options of `pool` plus the two
 /// generic-plan settings.
 pub(crate) fn pool_like(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options()).clone().options([
-        ("plan_cache_mode", "force_generic_plan"),
-        ("enable_seqscan", "off"),
-    ]);
-    PgPoolOptions::new()
-        .max_connections(GENERIC_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(options)
+    side_pool(
+        pool,
+        GENERIC_CONNECTIONS,
+        &[
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+        ],
+    )
 }
 
 impl Store {

@@ -4,14 +4,14 @@
 //! (see `dispatch.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use sqlx::FromRow;
 use warren_core::queue::{patch_task_defaults, TaskDefaults, TaskDefaultsByType};
 
+use crate::connect::side_pool;
 use crate::stats::COUNTED_STATES;
 use crate::{Store, StoreError};
 
@@ -215,11 +215,7 @@ impl Store {
     /// (it holds none of the pool's): a coordinator that caches task
     /// defaults drops its cache on each notification.
     pub async fn listen_for_task_defaults(&self) -> Result<TaskDefaultsListener, StoreError> {
-        let options = (*self.pool.connect_options()).clone();
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options);
+        let own = side_pool(&self.pool, 1, &[]);
         let mut listener = PgListener::connect_with(&own).await?;
         listener.listen(TASK_DEFAULTS_CHANNEL).await?;
         Ok(TaskDefaultsListener { listener })
