@@ -152,6 +152,15 @@ const THROTTLED: &str = "SELECT q.name FROM queues q
        AND (SELECT count(*) FROM jobs f WHERE f.queue = q.name AND f.state IN ('queued', 'running'))
            < LEAST($2, COALESCE(q.max_in_flight, $2))";
 
+/// Claimed jobs (ids, leases) whose task was not published, back to
+/// `pending`. Reached by primary key only (the state test is written so
+/// that no index serves it; see `reports.rs`).
+pub(crate) const UNCLAIM: &str =
+    "UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,
+                       transition_note = '{\"reason\": \"publish_failed\"}'
+       FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, lease)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'queued' AND j.lease = r.lease";
+
 impl Store {
     /// Claims up to `limit` due jobs and moves them to `queued` with
     /// `attempt + 1` and a fresh lease; see [`Store::claim_batch`].
@@ -210,16 +219,11 @@ impl Store {
             return Ok(0);
         }
         let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = jobs.iter().copied().unzip();
-        let done = sqlx::query(
-            "UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,
-                               transition_note = '{\"reason\": \"publish_failed\"}'
-               FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, lease)
-              WHERE j.id = r.id AND j.state = 'queued' AND j.lease = r.lease",
-        )
-        .bind(&ids)
-        .bind(&leases)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(UNCLAIM)
+            .bind(&ids)
+            .bind(&leases)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -24,6 +24,10 @@
 //! transaction, which forced a transaction (`BEGIN`, `COMMIT`: two more
 //! round trips) around statements that are atomic on their own.
 //!
+//! Generic plans do not make a statement's plan sound by themselves: the
+//! statements that update jobs by key also keep their state guards out of
+//! reach of every index (`reports.rs`), and `plans.rs` checks their plans.
+//!
 //! Not every statement qualifies: the dispatcher's claim, for one, hashes
 //! the whole `jobs` table under a generic plan (its `LIMIT $1` is unknown),
 //! so it keeps custom plans on the main pool.
@@ -34,7 +38,8 @@ use crate::connect::side_pool;
 use crate::{Store, StoreError};
 
 /// Connections of the generic-plan pool: intake, the coordinator's report
-/// lanes and the API's job submissions use it, a handful at a time.
+/// lanes, the event tailer's reads and the API's job submissions use it, a
+/// handful at a time.
 const GENERIC_CONNECTIONS: u32 = 5;
 
 /// A lazily connecting pool with the options of `pool` plus the two

@@ -14,6 +14,14 @@ pub struct HeartbeatOutcome {
     pub orphaned: Vec<(Uuid, u32)>,
 }
 
+/// Of the attempts a worker says it runs (ids, attempts, leases), those
+/// whose job no longer holds that attempt in flight. Reached by primary key
+/// only (the state test is written so no index serves it; see `reports.rs`).
+pub(crate) const ORPHANED_ATTEMPTS: &str =
+    "SELECT r.id, r.attempt FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[]) AS r(id, attempt, lease)
+      WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease = r.lease
+                          AND (j.state IS NOT DISTINCT FROM 'queued' OR j.state IS NOT DISTINCT FROM 'running'))";
+
 impl Store {
     /// Records a heartbeat (database clock) and returns the worker's orphaned attempts.
     pub async fn record_heartbeat(
@@ -40,16 +48,12 @@ impl Store {
         let ids: Vec<Uuid> = heartbeat.running.iter().map(|j| j.job_id).collect();
         let attempts: Vec<i32> = heartbeat.running.iter().map(|j| j.attempt as i32).collect();
         let leases: Vec<Uuid> = heartbeat.running.iter().map(|j| j.lease).collect();
-        let orphaned: Vec<(Uuid, i32)> = sqlx::query_as(
-            "SELECT r.id, r.attempt FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[]) AS r(id, attempt, lease)
-              WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.id AND j.attempt = r.attempt
-                                  AND j.lease = r.lease AND j.state IN ('queued', 'running'))",
-        )
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(&leases)
-        .fetch_all(&self.pool)
-        .await?;
+        let orphaned: Vec<(Uuid, i32)> = sqlx::query_as(ORPHANED_ATTEMPTS)
+            .bind(&ids)
+            .bind(&attempts)
+            .bind(&leases)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(HeartbeatOutcome {
             orphaned: orphaned.into_iter().map(|(id, a)| (id, a as u32)).collect(),
         })

@@ -16,6 +16,8 @@ mod heartbeat;
 mod insert;
 mod listing;
 mod model;
+#[cfg(test)]
+mod plans;
 mod queues;
 mod reports;
 mod retry;

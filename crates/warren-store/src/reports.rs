@@ -8,6 +8,19 @@
 //! queued → running → completed, so the job writes one row version instead
 //! of two. Every UPDATE is guarded by (state, attempt, lease); a report that
 //! matches no row is stale — a duplicate, out of date, or for a cancelled job.
+//!
+//! Each statement reaches its rows through the primary key only, whatever
+//! the statistics say: the state guard is written `j.state IS NOT DISTINCT
+//! FROM '…'` (the same test, as `state` is never NULL), which no index can
+//! serve and no partial index's predicate follows from. Written `j.state =
+//! '…'`, it let the planner read the batch's rows by scanning every job in
+//! that state through a partial index (`jobs_queued_idx`,
+//! `jobs_in_flight_idx`, `jobs_state_idx`) and hashing them against the
+//! batch, because the statistics of a young table said hardly any job was
+//! in it: every completion batch of a throughput run took that plan, 4–60
+//! ms each as the scanned index filled with dead entries (see
+//! docs/architecture.md, "Query plans on the hot path"). `plans.rs` checks
+//! the plans of these statements.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -99,6 +112,45 @@ fn unzip_refs(jobs: &[JobRef]) -> (Vec<Uuid>, Vec<i32>, Vec<Uuid>) {
     (ids, attempts, leases)
 }
 
+/// Starts attempts that are `queued` (ids, attempts, leases, workers).
+pub(crate) const START_QUEUED: &str =
+    "UPDATE jobs j SET state = 'running', worker_id = r.worker, started_at = now(), progress_at = now()
+       FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::text[]) AS r(id, attempt, lease, worker)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
+     RETURNING j.id, j.queue, j.task_type, j.attempt,
+               GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS seconds";
+
+/// Records progress of attempts that are `queued` or `running`.
+pub(crate) const RECORD_PROGRESS: &str =
+    "UPDATE jobs j SET progress = COALESCE(r.percent, j.progress), stage = COALESCE(r.stage, j.stage),
+                       checkpoint = COALESCE(r.checkpoint, j.checkpoint), progress_at = now()
+       FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::float4[], $5::text[], $6::jsonb[])
+            AS r(id, attempt, lease, percent, stage, checkpoint)
+      WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease = r.lease
+        AND (j.state IS NOT DISTINCT FROM 'queued' OR j.state IS NOT DISTINCT FROM 'running')";
+
+/// Completes coalesced attempts still `queued`: queued → running →
+/// completed in one row version (ids, attempts, leases, results, workers).
+pub(crate) const COMPLETE_QUEUED: &str =
+    "UPDATE jobs j SET state = 'completed', transition_via = 'running', worker_id = r.worker,
+                       started_at = now(), progress_at = now(), result = r.result, finished_at = now(),
+                       progress = 100, error = NULL
+       FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[], $5::text[])
+            AS r(id, attempt, lease, result, worker)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
+     RETURNING j.id, j.queue, j.task_type, j.attempt,
+               GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS waited,
+               j.workflow_id IS NOT NULL AS in_workflow";
+
+/// Completes attempts that are `running` (ids, attempts, leases, results).
+pub(crate) const COMPLETE_RUNNING: &str =
+    "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
+       FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'running' AND j.attempt = r.attempt AND j.lease = r.lease
+     RETURNING j.id, j.queue, j.task_type, j.attempt,
+               EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds,
+               j.workflow_id IS NOT NULL AS in_workflow";
+
 async fn apply_starts(
     conn: &mut PgConnection,
     batch: &[(&str, &Report)],
@@ -120,19 +172,13 @@ async fn apply_starts(
     let refs: Vec<JobRef> = starts.iter().map(|s| s.1).collect();
     let (ids, attempts, leases) = unzip_refs(&refs);
     let workers: Vec<&str> = starts.iter().map(|s| s.0).collect();
-    let moved: Vec<Moved> = sqlx::query_as(
-        "UPDATE jobs j SET state = 'running', worker_id = r.worker, started_at = now(), progress_at = now()
-           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::text[]) AS r(id, attempt, lease, worker)
-          WHERE j.id = r.id AND j.state = 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
-         RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS seconds",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&leases)
-    .bind(&workers)
-    .fetch_all(&mut *conn)
-    .await?;
+    let moved: Vec<Moved> = sqlx::query_as(START_QUEUED)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&leases)
+        .bind(&workers)
+        .fetch_all(&mut *conn)
+        .await?;
     let started: HashSet<Uuid> = moved.iter().map(|m| m.id).collect();
     // One explicit Started per moved job took effect; every other one (no row
     // matched, or a duplicate within this batch) is stale.
@@ -191,21 +237,15 @@ async fn apply_progress(
     let percents: Vec<Option<f32>> = merged.iter().map(|m| m.1).collect();
     let stages: Vec<Option<&str>> = merged.iter().map(|m| m.2).collect();
     let checkpoints: Vec<Option<Value>> = merged.iter().map(|m| m.3.cloned()).collect();
-    let updated = sqlx::query(
-        "UPDATE jobs j SET progress = COALESCE(r.percent, j.progress), stage = COALESCE(r.stage, j.stage),
-                           checkpoint = COALESCE(r.checkpoint, j.checkpoint), progress_at = now()
-           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::float4[], $5::text[], $6::jsonb[])
-                AS r(id, attempt, lease, percent, stage, checkpoint)
-          WHERE j.id = r.id AND j.state IN ('queued', 'running') AND j.attempt = r.attempt AND j.lease = r.lease",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&leases)
-    .bind(&percents)
-    .bind(&stages)
-    .bind(&checkpoints)
-    .execute(&mut *conn)
-    .await?;
+    let updated = sqlx::query(RECORD_PROGRESS)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&leases)
+        .bind(&percents)
+        .bind(&stages)
+        .bind(&checkpoints)
+        .execute(&mut *conn)
+        .await?;
     let stale = refs.len().saturating_sub(updated.rows_affected() as usize);
     out.stale.extend(std::iter::repeat_n("progress", stale));
     Ok(())
@@ -235,24 +275,14 @@ async fn apply_completions(
         return Ok(());
     }
     let (ids, attempts, leases) = unzip_refs(&refs);
-    let implied: Vec<ImpliedStart> = sqlx::query_as(
-        "UPDATE jobs j SET state = 'completed', transition_via = 'running', worker_id = r.worker,
-                           started_at = now(), progress_at = now(), result = r.result, finished_at = now(),
-                           progress = 100, error = NULL
-           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[], $5::text[])
-                AS r(id, attempt, lease, result, worker)
-          WHERE j.id = r.id AND j.state = 'queued' AND j.attempt = r.attempt AND j.lease = r.lease
-         RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   GREATEST(EXTRACT(EPOCH FROM (now() - j.run_at)), 0)::float8 AS waited,
-                   j.workflow_id IS NOT NULL AS in_workflow",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&leases)
-    .bind(&results)
-    .bind(&workers)
-    .fetch_all(&mut *conn)
-    .await?;
+    let implied: Vec<ImpliedStart> = sqlx::query_as(COMPLETE_QUEUED)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&leases)
+        .bind(&results)
+        .bind(&workers)
+        .fetch_all(&mut *conn)
+        .await?;
     // The rest may be running. A job just completed above cannot match
     // again, so it is left out (a batch of coalesced completions only, the
     // usual case, then costs one statement).
@@ -292,20 +322,13 @@ async fn complete_running(
     let refs: Vec<JobRef> = rest.iter().map(|(job, _)| *job).collect();
     let (ids, attempts, leases) = unzip_refs(&refs);
     let results: Vec<&Value> = rest.iter().map(|(_, result)| *result).collect();
-    let moved = sqlx::query_as(
-        "UPDATE jobs j SET state = 'completed', result = r.result, finished_at = now(), progress = 100, error = NULL
-           FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::jsonb[]) AS r(id, attempt, lease, result)
-          WHERE j.id = r.id AND j.state = 'running' AND j.attempt = r.attempt AND j.lease = r.lease
-         RETURNING j.id, j.queue, j.task_type, j.attempt,
-                   EXTRACT(EPOCH FROM (now() - j.started_at))::float8 AS seconds,
-                   j.workflow_id IS NOT NULL AS in_workflow",
-    )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&leases)
-    .bind(&results)
-    .fetch_all(&mut *conn)
-    .await?;
+    let moved = sqlx::query_as(COMPLETE_RUNNING)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&leases)
+        .bind(&results)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(moved)
 }
 
@@ -360,7 +383,7 @@ async fn apply_failures(
         let error = truncate(&failure.error, MAX_ERROR_BYTES);
         let ended: Option<EndedAttempt> = sqlx::query_as(&format!(
             "UPDATE jobs j SET state = $4::job_state, error = $5, finished_at = now()
-              WHERE j.id = $1 AND j.state = 'running' AND j.attempt = $2 AND j.lease = $3
+              WHERE j.id = $1 AND j.state IS NOT DISTINCT FROM 'running' AND j.attempt = $2 AND j.lease = $3
              RETURNING {ENDED_COLUMNS}"
         ))
         .bind(job.job_id)

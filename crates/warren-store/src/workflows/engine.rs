@@ -321,17 +321,29 @@ async fn fail_unreadable(
     set_status(conn, id, status, WorkflowStatus::Failed, Some(note)).await
 }
 
+/// Blocked steps (by id) to `skipped`. These three statements reach their
+/// rows by primary key only: the state test is written so that no index
+/// serves it (see `reports.rs`).
+pub(crate) const SKIP_BLOCKED: &str = "UPDATE jobs SET state = 'skipped', finished_at = now()
+      WHERE id = ANY($1) AND state IS NOT DISTINCT FROM 'blocked'";
+
+/// Blocked steps (ids, errors) to `failed`.
+pub(crate) const FAIL_BLOCKED: &str =
+    "UPDATE jobs j SET state = 'failed', error = r.error, finished_at = now()
+       FROM UNNEST($1::uuid[], $2::text[]) AS r(id, error)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'blocked'";
+
+/// Blocked steps (ids, payloads, inputs) released to `pending`.
+pub(crate) const RELEASE_BLOCKED: &str =
+    "UPDATE jobs j SET state = 'pending', payload = r.payload, inputs = r.inputs, run_at = now()
+       FROM UNNEST($1::uuid[], $2::jsonb[], $3::jsonb[]) AS r(id, payload, inputs)
+      WHERE j.id = r.id AND j.state IS NOT DISTINCT FROM 'blocked'";
+
 async fn skip_steps(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, sqlx::Error> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
-        "UPDATE jobs SET state = 'skipped', finished_at = now()
-          WHERE id = ANY($1) AND state = 'blocked'",
-    )
-    .bind(ids)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(SKIP_BLOCKED).bind(ids).execute(conn).await?;
     Ok(done.rows_affected() as usize)
 }
 
@@ -343,15 +355,11 @@ async fn fail_steps(
         return Ok(0);
     }
     let (ids, errors): (Vec<Uuid>, Vec<String>) = steps.iter().cloned().unzip();
-    let done = sqlx::query(
-        "UPDATE jobs j SET state = 'failed', error = r.error, finished_at = now()
-           FROM UNNEST($1::uuid[], $2::text[]) AS r(id, error)
-          WHERE j.id = r.id AND j.state = 'blocked'",
-    )
-    .bind(&ids)
-    .bind(&errors)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(FAIL_BLOCKED)
+        .bind(&ids)
+        .bind(&errors)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() as usize)
 }
 
@@ -365,15 +373,11 @@ async fn release_steps(
     let ids: Vec<Uuid> = steps.iter().map(|s| s.0).collect();
     let payloads: Vec<Value> = steps.iter().map(|s| s.1.clone()).collect();
     let inputs: Vec<Value> = steps.iter().map(|s| s.2.clone()).collect();
-    let done = sqlx::query(
-        "UPDATE jobs j SET state = 'pending', payload = r.payload, inputs = r.inputs, run_at = now()
-           FROM UNNEST($1::uuid[], $2::jsonb[], $3::jsonb[]) AS r(id, payload, inputs)
-          WHERE j.id = r.id AND j.state = 'blocked'",
-    )
-    .bind(&ids)
-    .bind(&payloads)
-    .bind(&inputs)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(RELEASE_BLOCKED)
+        .bind(&ids)
+        .bind(&payloads)
+        .bind(&inputs)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() as usize)
 }

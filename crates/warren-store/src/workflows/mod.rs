@@ -8,7 +8,7 @@
 //! (a partial unique index guarantees there is exactly one).
 
 mod control;
-mod engine;
+pub(crate) mod engine;
 mod insert;
 mod model;
 mod query;
