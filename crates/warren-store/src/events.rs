@@ -12,10 +12,10 @@
 //! `job_events` (none yet, as in the first minute of a deployment), `id >
 //! $1 ORDER BY id LIMIT 5000` looked like a third of the table, and
 //! PostgreSQL read it with a parallel sequential scan and a sort: 4–97 ms
-//! per read in a throughput run, growing with the log. The coordinator's
-//! tail reads therefore run on the generic-plan pool, and the publisher's
-//! claim transaction turns sequential scans off (`SET LOCAL`): each read is
-//! an index range scan from the cursor.
+//! per read in a throughput run, growing with the log. Every tail read
+//! (the tailer's, and the publisher's inside its claim) therefore runs in
+//! a transaction that turns sequential scans off ([`Store::begin_tail`]):
+//! each read is an index range scan from the cursor.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -237,7 +237,10 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Tail<StreamEvent>, StoreError> {
-        tail_events(self.generic(), after, limit).await
+        let mut tx = self.begin_tail().await?;
+        let tail = tail_events(&mut *tx, after, limit).await?;
+        tx.commit().await?;
+        Ok(tail)
     }
 
     /// Like [`Store::tail_events`] with ids only: enough to track which ids
@@ -248,11 +251,13 @@ impl Store {
              SELECT snap.xmin, snap.max_id, ev.id
                FROM snap LEFT JOIN ev ON true ORDER BY ev.id"
         );
+        let mut tx = self.begin_tail().await?;
         let rows = sqlx::query(&sql)
             .bind(after)
             .bind(limit)
-            .fetch_all(self.generic())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let snapshot = snapshot_of(&rows)?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -331,14 +336,20 @@ impl Store {
         Ok(xid as u64 + 1)
     }
 
+    /// A transaction for tail reads: sequential scans off (see the module
+    /// docs), set with the `BEGIN` in one round trip.
+    async fn begin_tail(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
+            .await?)
+    }
+
     /// Claims the right to publish events: `None` when another coordinator
     /// holds it. The claim is a transaction; keep it short. Its reads plan
     /// without sequential scans (see the module docs).
     pub async fn claim_event_publication(&self) -> Result<Option<PublicationClaim>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.begin_tail().await?;
         let row: Option<(Option<i64>,)> = sqlx::query_as(
             "SELECT cursor FROM event_publication WHERE id = 1 FOR UPDATE SKIP LOCKED",
         )

@@ -38,8 +38,7 @@ use crate::connect::side_pool;
 use crate::{Store, StoreError};
 
 /// Connections of the generic-plan pool: intake, the coordinator's report
-/// lanes, the event tailer's reads and the API's job submissions use it, a
-/// handful at a time.
+/// lanes and the API's job submissions use it, a handful at a time.
 const GENERIC_CONNECTIONS: u32 = 5;
 
 /// A lazily connecting pool with the options of `pool` plus the two
