@@ -30,12 +30,14 @@ use warren_core::JobState;
 
 use crate::{Store, StoreError};
 
-/// Columns of a job event from `job_events e` and `jobs j`. `jobs` is LEFT
-/// JOINed: an event whose job row is gone still streams, with an empty queue
-/// and task type.
+/// Columns of a job event from `job_events e`, and from `jobs j` for an
+/// event written before events carried their job's columns (migration
+/// `20261124000014`). `jobs` is LEFT JOINed: an event whose job row is gone
+/// still streams, with an empty queue and task type.
 const JOB_COLUMNS: &str = "'job'::text AS kind, e.id, e.job_id,
-    COALESCE(j.queue, '') AS queue, COALESCE(j.task_type, '') AS task_type,
-    j.workflow_id, j.step_name, e.from_state::text AS from_state,
+    COALESCE(e.queue, j.queue, '') AS queue, COALESCE(e.task_type, j.task_type, '') AS task_type,
+    COALESCE(e.workflow_id, j.workflow_id) AS workflow_id,
+    COALESCE(e.step_name, j.step_name) AS step_name, e.from_state::text AS from_state,
     e.to_state::text AS to_state, e.attempt, e.worker_id, e.at, e.detail,
     NULL::text AS workflow_name";
 
@@ -58,12 +60,16 @@ const SNAPSHOT: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bi
     GREATEST(COALESCE((SELECT max(id) FROM job_events), 0),
              COALESCE((SELECT max(id) FROM workflow_events), 0)) AS max_id";
 
-/// The job of event `e`, for a `LEFT JOIN LATERAL`. The `LIMIT` keeps it a
+/// The job of event `e` when the event does not carry its job's columns
+/// itself (written before migration `20261124000014`), for a `LEFT JOIN
+/// LATERAL`. The test on `e.queue` depends on the outer row only, so it is
+/// planned as a one-time filter in front of the lookup: an event that
+/// carries the columns costs no probe of `jobs`. The `LIMIT` keeps it a
 /// per-event primary-key lookup: joined plainly, the planner estimated the
 /// read's full `LIMIT` of events and hashed the whole `jobs` table instead
 /// (a sequential scan per read: 45 ms at 40k jobs, growing with history).
 const JOB_OF_EVENT: &str = "SELECT queue, task_type, workflow_id, step_name FROM jobs
-     WHERE id = e.job_id LIMIT 1";
+     WHERE id = e.job_id AND e.queue IS NULL LIMIT 1";
 
 /// The workflow of event `we`, likewise.
 const WORKFLOW_OF_EVENT: &str = "SELECT name FROM workflows WHERE id = we.workflow_id LIMIT 1";
@@ -183,10 +189,12 @@ impl EventFilter {
             sql.push(" AND e.job_id = ").push_bind(job_id);
         }
         if let Some(queue) = &self.queue {
-            sql.push(" AND j.queue = ").push_bind(queue.clone());
+            sql.push(" AND COALESCE(e.queue, j.queue) = ")
+                .push_bind(queue.clone());
         }
         if let Some(task_type) = &self.task_type {
-            sql.push(" AND j.task_type = ").push_bind(task_type.clone());
+            sql.push(" AND COALESCE(e.task_type, j.task_type) = ")
+                .push_bind(task_type.clone());
         }
         if let Some(state) = self.to_state {
             sql.push(" AND e.to_state = ")
@@ -194,7 +202,8 @@ impl EventFilter {
                 .push("::job_state");
         }
         if let Some(workflow_id) = self.workflow_id {
-            sql.push(" AND j.workflow_id = ").push_bind(workflow_id);
+            sql.push(" AND COALESCE(e.workflow_id, j.workflow_id) = ")
+                .push_bind(workflow_id);
         }
         sql.push(" ORDER BY e.id LIMIT ").push_bind(limit).push(")");
     }

@@ -109,6 +109,49 @@ async fn the_tail_returns_events_in_id_order_with_their_job() {
 }
 
 #[tokio::test]
+async fn events_carry_their_job_and_older_events_without_it_read_it_from_the_job() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let a = submit(store, spec("media")).await;
+    store.cancel_job(a, "test").await.expect("cancel");
+    let written: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT queue, task_type FROM job_events ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .expect("events");
+    let carried = (Some("media".to_string()), Some("echo".to_string()));
+    assert_eq!(written, [carried.clone(), carried]);
+
+    // The first event as written before migration 20261124000014.
+    let first = all_ids(store).await[0];
+    sqlx::query(
+        "UPDATE job_events SET queue = NULL, task_type = NULL, workflow_id = NULL,
+                step_name = NULL WHERE id = $1",
+    )
+    .bind(first)
+    .execute(store.pool())
+    .await
+    .expect("strip the first event");
+    let tail = store.tail_events(0, 100).await.expect("tail");
+    let got: Vec<(&str, &str)> = jobs(&tail.events)
+        .iter()
+        .map(|e| (e.queue.as_str(), e.task_type.as_str()))
+        .collect();
+    assert_eq!(got, [("media", "echo"), ("media", "echo")]);
+    let by_queue = EventFilter {
+        queue: Some("media".into()),
+        task_type: Some("echo".into()),
+        ..EventFilter::default()
+    };
+    let page = store
+        .events_between(&by_queue, 0, i64::MAX, 100)
+        .await
+        .expect("page");
+    assert_eq!(ids_of(&page), all_ids(store).await);
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn an_event_committed_late_is_invisible_until_then_and_its_transaction_shows_in_the_snapshot()
 {
     let db = TestDb::new().await;
@@ -328,6 +371,18 @@ async fn workflow_status_changes_join_the_tail_in_id_order_and_filter_by_workflo
         }),
         "{events:?}"
     );
+    let mut steps: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.as_job())
+        .map(|j| {
+            j.step_name
+                .as_deref()
+                .expect("a step's event names its step")
+        })
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    assert_eq!(steps, ["a", "b"]);
     let plain_events = every_id.len() - events.len();
     assert_eq!(
         plain_events, 2,
