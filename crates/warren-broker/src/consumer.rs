@@ -10,18 +10,27 @@ use lapin::{
     Channel,
 };
 
-use crate::{delivery::Delivery, error::BrokerError};
+use std::sync::Arc;
+
+use crate::{acks::AckBatch, delivery::Delivery, error::BrokerError};
 
 /// Deliveries from one queue, created by [`Session::consume`](crate::Session::consume).
 #[derive(Debug)]
 pub struct Consumer {
     channel: Channel,
     inner: lapin::Consumer,
+    /// Batched acks ([`Session::consume_batched`](crate::Session::consume_batched)).
+    batch: Option<Arc<AckBatch>>,
 }
 
 impl Consumer {
-    pub(crate) fn new(channel: Channel, inner: lapin::Consumer) -> Self {
-        Consumer { channel, inner }
+    pub(crate) fn new(channel: Channel, inner: lapin::Consumer, batched: bool) -> Self {
+        let batch = batched.then(|| AckBatch::start(channel.clone()));
+        Consumer {
+            channel,
+            inner,
+            batch,
+        }
     }
 
     /// The consumer tag (the broker's choice if none was given).
@@ -35,7 +44,7 @@ impl Consumer {
         let delivery = self.inner.next().await?;
         Some(
             delivery
-                .map(|d| Delivery::new(d, self.channel.clone()))
+                .map(|d| Delivery::new(d, self.channel.clone(), self.batch.clone()))
                 .map_err(BrokerError::from),
         )
     }
@@ -52,8 +61,10 @@ impl Consumer {
 
     /// Acks every delivery of this consumer up to and including
     /// `delivery_tag` (`multiple = true`). Deliveries covered by it must not
-    /// be acked, rejected or requeued individually afterwards.
+    /// be acked, rejected or requeued individually afterwards. Not for a
+    /// consumer with batched acks, which sends its own bulk acks.
     pub async fn ack_up_to(&self, delivery_tag: u64) -> Result<(), BrokerError> {
+        debug_assert!(self.batch.is_none(), "ack_up_to on a batched consumer");
         let opts = BasicAckOptions { multiple: true };
         self.channel.basic_ack(delivery_tag, opts).await?;
         Ok(())

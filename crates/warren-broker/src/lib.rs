@@ -10,6 +10,7 @@
 //!
 //! Nothing here logs or returns an AMQP password: see [`redact_url`].
 
+pub mod acks;
 mod arguments;
 mod config;
 mod consumer;

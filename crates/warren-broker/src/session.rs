@@ -141,6 +141,30 @@ impl Session {
         prefetch: u16,
         tag: &str,
     ) -> Result<Consumer, BrokerError> {
+        self.open_consumer(queue, prefetch, tag, false).await
+    }
+
+    /// Like [`Session::consume`], with acks sent in bulk: [`Delivery::ack`](crate::Delivery::ack)
+    /// returns once a frame covering its delivery was sent, and one frame
+    /// covers every delivery acked below the oldest one still in progress
+    /// (see [`crate::acks`]). For consumers that settle many deliveries
+    /// concurrently, out of order.
+    pub async fn consume_batched(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<Consumer, BrokerError> {
+        self.open_consumer(queue, prefetch, tag, true).await
+    }
+
+    async fn open_consumer(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+        batched: bool,
+    ) -> Result<Consumer, BrokerError> {
         let (queue, tag) = (short(queue)?, short(tag)?);
         let channel = self.channel().await?;
         channel
@@ -154,7 +178,7 @@ impl Session {
                 FieldTable::default(),
             )
             .await?;
-        Ok(Consumer::new(channel, inner))
+        Ok(Consumer::new(channel, inner, batched))
     }
 }
 

@@ -126,6 +126,80 @@ async fn batch_of_1000_is_confirmed_consumed_and_acked() {
     teardown(session).await;
 }
 
+/// Batched acks: deliveries settled out of order, some rejected, some
+/// requeued, and the first one held until the end. With a prefetch of 20,
+/// consuming 300 messages only finishes if acks above the held delivery
+/// still go out; the channel only survives if no tag is settled twice; and
+/// the queue is empty after the channel closes only if every ack was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_acks_settle_out_of_order_deliveries_once_each() {
+    const TOTAL: usize = 300;
+    let session = setup(QueueType::Quorum).await;
+    let publisher = session.publisher().await.expect("publisher");
+    let items: Vec<(String, Vec<u8>)> = (0..TOTAL)
+        .map(|i| (JOBS.to_owned(), i.to_string().into_bytes()))
+        .collect();
+    let results = publisher
+        .publish_batch(&session.names().tasks_exchange(), &items)
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let queue = session.names().task_queue(JOBS);
+    let mut consumer = session
+        .consume_batched(&queue, 20, "batched")
+        .await
+        .expect("consume");
+    let held = next(&mut consumer).await;
+    let (mut done, mut rejected) = (1, 0);
+    while done < TOTAL {
+        let mut chunk = vec![next(&mut consumer).await];
+        while chunk.len() < 8 {
+            match timeout(Duration::from_millis(20), consumer.next()).await {
+                Ok(Some(d)) => chunk.push(d.expect("delivery")),
+                _ => break,
+            }
+        }
+        let mut settles = Vec::new();
+        for d in chunk.into_iter().rev() {
+            let n: usize = std::str::from_utf8(&d.body).unwrap().parse().unwrap();
+            if n % 13 == 0 {
+                rejected += 1;
+                done += 1;
+                settles.push(tokio::spawn(async move { d.reject().await }));
+            } else if n % 17 == 5 && !d.redelivered {
+                settles.push(tokio::spawn(async move { d.requeue().await }));
+            } else {
+                done += 1;
+                settles.push(tokio::spawn(async move {
+                    d.ack().await?;
+                    d.ack().await.expect_err("a second ack is refused");
+                    Ok(())
+                }));
+            }
+        }
+        for settle in settles {
+            timeout(DEADLINE, settle)
+                .await
+                .expect("an ack waited past the deadline for its frame")
+                .expect("task")
+                .expect("settled");
+        }
+    }
+    held.ack().await.expect("the held delivery");
+    consumer.close().await;
+    assert_eq!(session.queue_depth(&queue).await.expect("depth"), 0);
+    let dead = session.names().dead_queue();
+    let deadline = Instant::now() + DEADLINE;
+    while session.queue_depth(&dead).await.expect("dead depth") < rejected as u32 {
+        assert!(
+            Instant::now() < deadline,
+            "rejected messages never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    teardown(session).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishers_on_one_channel_are_all_confirmed() {
     let session = setup(QueueType::Classic).await;

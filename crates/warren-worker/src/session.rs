@@ -55,9 +55,10 @@ async fn consume(
     for queue in &config.queues {
         session.declare_task_queue(queue).await?;
         let tag = format!("{}.{}", config.worker_id, queue);
+        // Tasks end concurrently and out of order: their acks go in bulk.
         consumers.push(
             session
-                .consume(
+                .consume_batched(
                     &config.broker.names().task_queue(queue),
                     config.concurrency,
                     &tag,
