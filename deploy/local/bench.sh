@@ -5,6 +5,7 @@
 # lines, and stop what it started. Every transition is committed (the
 # durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
 # BENCH_RATE_JOBS, BENCH_CONCURRENCY (default 256), BENCH_WORKERS (worker processes),
+# BENCH_COORDINATORS (coordinator processes, default 1; each its own HTTP port),
 # BENCH_RETAINED (terminal jobs loaded into the table first, to measure
 # throughput against a large history) and BENCH_PENDING (pending jobs on a
 # queue no worker consumes, to measure coordinator memory with a backlog),
@@ -19,6 +20,7 @@ rate=${BENCH_RATE:-1000}
 rate_jobs=${BENCH_RATE_JOBS:-10000}
 concurrency=${BENCH_CONCURRENCY:-256}
 workers=${BENCH_WORKERS:-1}
+coordinators=${BENCH_COORDINATORS:-1}
 retained=${BENCH_RETAINED:-0}
 pending=${BENCH_PENDING:-0}
 port=${WARREN_BENCH_PORT:-8090}
@@ -54,17 +56,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-WARREN_HTTP_ADDR="127.0.0.1:$port" "$bin/warren-coordinator" >"$logs/coordinator.log" 2>&1 &
-pids+=($!)
+for ((i = 0; i < coordinators; i++)); do
+    log=coordinator.log
+    (( i == 0 )) || log=coordinator-$((i + 1)).log
+    WARREN_HTTP_ADDR="127.0.0.1:$((port + i))" "$bin/warren-coordinator" >"$logs/$log" 2>&1 &
+    pids+=($!)
+done
 for ((i = 1; i <= workers; i++)); do
     WARREN_QUEUES=bench WARREN_CONCURRENCY=$concurrency "$bin/warren-worker" >"$logs/worker-$i.log" 2>&1 &
     pids+=($!)
 done
 
 deadline=$((SECONDS + 60))
-until "$bin/warren" health >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || { echo "bench: coordinator not healthy; see $logs" >&2; exit 1; }
-    sleep 0.2
+for ((i = 0; i < coordinators; i++)); do
+    until WARREN_API_URL="http://127.0.0.1:$((port + i))" "$bin/warren" health >/dev/null 2>&1; do
+        (( SECONDS < deadline )) || { echo "bench: coordinator $((i + 1)) not healthy; see $logs" >&2; exit 1; }
+        sleep 0.2
+    done
 done
 
 # Synthetic history and backlog, loaded with triggers off (bulk data, not
@@ -94,10 +102,16 @@ if (( pending > 0 )); then
     load pending backlog "$pending" 100000000 0
 fi
 
-rss() { ps -o rss= -p "${pids[0]}" | awk '{printf "%.0f MB", $1/1024}'; }
+rss() { # each coordinator's resident memory
+    local i out=""
+    for ((i = 0; i < coordinators; i++)); do
+        out+="${out:+ / }$(ps -o rss= -p "${pids[$i]}" | awk '{printf "%.0f MB", $1 / 1024}')"
+    done
+    echo "$out"
+}
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
-echo "throughput: $jobs no-op jobs, as fast as possible ($workers worker(s), concurrency $concurrency each)"
+echo "throughput: $jobs no-op jobs, as fast as possible ($coordinators coordinator(s), $workers worker(s), concurrency $concurrency each)"
 "$bin/warren" bench --jobs "$jobs"
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
