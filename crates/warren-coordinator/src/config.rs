@@ -27,7 +27,13 @@ pub const DEFAULT_DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// How often due retries and delayed jobs are looked for when nothing else wakes the dispatcher.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Jobs of one queue allowed in flight (queued or running) at once.
-pub const DEFAULT_DISPATCH_WINDOW: usize = 1_000;
+///
+/// A job counts from its claim until its final report commits, so the
+/// window must cover throughput × that cycle (Little's law): at 8,000 jobs/s
+/// and a cycle of about 100 ms under load (worker prefetch, report envelopes
+/// awaiting confirms, report batches) 1,000 left the task queue nearly empty
+/// and the worker waiting on the dispatcher. See BENCHMARKS.md.
+pub const DEFAULT_DISPATCH_WINDOW: usize = 5_000;
 /// Jobs or reports handled per statement.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Concurrent Server-Sent Events streams served by one coordinator.
