@@ -11,6 +11,17 @@ use crate::{Store, StoreError};
 /// How long a caller waits for a free connection of any pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Settings every connection carries in its startup packet.
+///
+/// `jit = off`: Warren's statements are short index-driven reads and
+/// writes, and PostgreSQL compiles a statement whose estimated cost passes
+/// `jit_above_cost` (100,000 by default), which estimates inflated by
+/// `enable_seqscan = off` (the generic-plan pool) or by a large backlog
+/// reach easily. Compiling took 100–160 ms for a statement that runs in
+/// 0.1 ms (the dispatcher's due-job probe, whose one-page scan of `queues`
+/// was priced at 10^10 with sequential scans off).
+const SESSION_SETTINGS: [(&str, &str); 1] = [("jit", "off")];
+
 /// Database settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -56,7 +67,8 @@ impl Store {
             .map_err(|_| {
                 StoreError::Config(format!("cannot parse {}", redact_database_url(&config.url)))
             })?
-            .log_statements(tracing::log::LevelFilter::Trace);
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .options(SESSION_SETTINGS);
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
@@ -74,7 +86,8 @@ impl Store {
 }
 
 /// A lazily connecting pool of up to `max_connections` to the database of
-/// `pool`, with the same options plus `settings` in each connection's
+/// `pool`, with the same options (so also [`SESSION_SETTINGS`]) plus
+/// `settings` in each connection's
 /// startup packet (so they cost no round trip).
 pub(crate) fn side_pool(pool: &PgPool, max_connections: u32, settings: &[(&str, &str)]) -> PgPool {
     let mut options = (*pool.connect_options()).clone();

@@ -83,6 +83,23 @@ pub struct ClaimOutcome {
     pub throttled: Vec<String>,
 }
 
+/// Whether any unpaused queue has a due job (`pending` or `retrying` with
+/// `run_at <= now()`): ten index probes per queue (one per priority) on
+/// `jobs_queue_dispatch_idx`, on the generic-plan pool. The claim is planned
+/// afresh on every call (about 2.5 ms of planning, 1 ms of execution on a
+/// small machine) and the dispatcher polls every `WARREN_POLL_INTERVAL`, so
+/// an idle coordinator, or one whose jobs all go out at intake, spent a few
+/// percent of a PostgreSQL core claiming nothing; this probe costs about a
+/// twentieth of that.
+pub(crate) const ANY_DUE: &str = "SELECT EXISTS (
+     SELECT 1 FROM queues q
+      CROSS JOIN generate_series(0, 9) AS p(priority)
+      CROSS JOIN LATERAL (SELECT 1 FROM jobs j
+                           WHERE j.queue = q.name AND j.priority = p.priority::int2
+                             AND j.state IN ('pending', 'retrying') AND j.run_at <= now()
+                           LIMIT 1) d
+      WHERE NOT q.paused)";
+
 /// Locks the rows of the unpaused queues that have a cap or a rate limit;
 /// a row another coordinator is claiming for is skipped this round.
 const LOCK_LIMITED: &str = "SELECT name, rate_limit IS NOT NULL FROM queues
@@ -184,7 +201,16 @@ impl Store {
     /// rate limit are locked (`SKIP LOCKED`) before anything is counted, and
     /// the claim runs as a later statement, whose snapshot therefore sees
     /// every claim committed by whoever held the lock before.
+    ///
+    /// When nothing is due anywhere (an [`ANY_DUE`] probe) it returns at
+    /// once without the claim's transaction.
     pub async fn claim_batch(&self, limit: i64, window: i64) -> Result<ClaimOutcome, StoreError> {
+        let due: bool = sqlx::query_scalar(ANY_DUE)
+            .fetch_one(self.generic())
+            .await?;
+        if !due {
+            return Ok(ClaimOutcome::default());
+        }
         let mut tx = self.pool.begin().await?;
         let limited: Vec<(String, bool)> = sqlx::query_as(LOCK_LIMITED).fetch_all(&mut *tx).await?;
         let locked: Vec<&str> = limited.iter().map(|(name, _)| name.as_str()).collect();

@@ -30,7 +30,9 @@
 //!
 //! Not every statement qualifies: the dispatcher's claim, for one, hashes
 //! the whole `jobs` table under a generic plan (its `LIMIT $1` is unknown),
-//! so it keeps custom plans on the main pool.
+//! so it keeps custom plans on the main pool; a generic-plan probe
+//! ([`ANY_DUE`](crate::dispatch::ANY_DUE)) runs first and spares it when
+//! nothing is due.
 
 use sqlx::{PgPool, Postgres, Transaction};
 

@@ -1,5 +1,6 @@
 //! The plans of the statements that update jobs by key: each must reach
-//! `jobs` through its primary key only. Checked under a generic plan (the
+//! `jobs` through its primary key only (and of the dispatcher's due-job
+//! probe, through `jobs_queue_dispatch_idx` only). Checked under a generic plan (the
 //! generic-plan pool's settings) on a young table that was never analyzed,
 //! and under a generic and a custom plan on a table whose statistics say
 //! every job is `completed` while thousands are in flight. (A custom plan
@@ -14,23 +15,26 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::dispatch::UNCLAIM;
+use crate::dispatch::{ANY_DUE, UNCLAIM};
 use crate::heartbeat::ORPHANED_ATTEMPTS;
 use crate::reports::{COMPLETE_QUEUED, COMPLETE_RUNNING, RECORD_PROGRESS, START_QUEUED};
 use crate::workflows::engine::{FAIL_BLOCKED, RELEASE_BLOCKED, SKIP_BLOCKED};
 use crate::{Store, StoreConfig};
 
-/// Every statement checked, by name.
-const KEYED: [(&str, &str); 9] = [
-    ("start_queued", START_QUEUED),
-    ("record_progress", RECORD_PROGRESS),
-    ("complete_queued", COMPLETE_QUEUED),
-    ("complete_running", COMPLETE_RUNNING),
-    ("orphaned_attempts", ORPHANED_ATTEMPTS),
-    ("unclaim", UNCLAIM),
-    ("skip_blocked", SKIP_BLOCKED),
-    ("fail_blocked", FAIL_BLOCKED),
-    ("release_blocked", RELEASE_BLOCKED),
+/// Every statement checked, by name, with the one index it may read
+/// `jobs` through.
+const CHECKED: [(&str, &str, &str); 10] = [
+    ("start_queued", START_QUEUED, "jobs_pkey"),
+    ("record_progress", RECORD_PROGRESS, "jobs_pkey"),
+    ("complete_queued", COMPLETE_QUEUED, "jobs_pkey"),
+    ("complete_running", COMPLETE_RUNNING, "jobs_pkey"),
+    ("orphaned_attempts", ORPHANED_ATTEMPTS, "jobs_pkey"),
+    ("unclaim", UNCLAIM, "jobs_pkey"),
+    ("skip_blocked", SKIP_BLOCKED, "jobs_pkey"),
+    ("fail_blocked", FAIL_BLOCKED, "jobs_pkey"),
+    ("release_blocked", RELEASE_BLOCKED, "jobs_pkey"),
+    // The dispatcher's probe: index probes per queue and priority.
+    ("any_due", ANY_DUE, "jobs_queue_dispatch_idx"),
 ];
 
 /// Rows in the "stale statistics" table.
@@ -97,13 +101,15 @@ async fn plan(conn: &mut PgConnection, name: &str, sql: &str) -> Value {
     .await
     .expect("parameter types");
     let args: Vec<String> = types.iter().map(|t| argument(t)).collect();
-    let explained: Value = sqlx::query_scalar(&format!(
-        "EXPLAIN (FORMAT JSON) EXECUTE {name}({})",
-        args.join(", ")
-    ))
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap_or_else(|e| panic!("explain {name}: {e}"));
+    let call = if args.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}({})", args.join(", "))
+    };
+    let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {call}"))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("explain {name}: {e}"));
     sqlx::query(&format!("DEALLOCATE {name}"))
         .execute(&mut *conn)
         .await
@@ -154,11 +160,12 @@ async fn check_all(conn: &mut PgConnection, what: &str, modes: &[bool]) -> Vec<S
             .execute(&mut *conn)
             .await
             .expect("settings");
-        for (name, sql) in KEYED {
+        for (name, sql, index) in CHECKED {
             let plan = plan(conn, name, sql).await;
             let mut reads = Vec::new();
             reads_of_jobs(&plan, &mut reads);
-            let by_key = !reads.is_empty() && reads.iter().all(|r| r.ends_with(" jobs_pkey"));
+            let suffix = format!(" {index}");
+            let by_key = !reads.is_empty() && reads.iter().all(|r| r.ends_with(&suffix));
             if !by_key {
                 wrong.push(format!("{what}, {mode} plan, {name}: {reads:?}"));
             }
@@ -200,7 +207,31 @@ async fn keyed_updates_reach_jobs_by_primary_key_whatever_the_statistics() {
     drop_database(&name, conn).await;
     assert!(
         wrong.is_empty(),
-        "statements that read jobs other than by primary key:\n{}",
+        "statements that read jobs other than through their index:\n{}",
         wrong.join("\n")
     );
+}
+
+#[tokio::test]
+async fn no_pool_compiles_statements_with_jit() {
+    let name = format!("warren_plans_{}", Uuid::new_v4().simple());
+    let store = Store::connect_and_migrate(&StoreConfig {
+        url: format!("{}/{name}", server_url()),
+        max_connections: 2,
+    })
+    .await
+    .expect("create and migrate the test database");
+    for (pool, which) in [(store.pool(), "main"), (store.generic(), "generic-plan")] {
+        let jit: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(pool)
+            .await
+            .expect("show jit");
+        assert_eq!(jit, "off", "jit on the {which} pool");
+    }
+    store.pool().close().await;
+    store.generic().close().await;
+    let admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+        .await
+        .expect("connect to postgres");
+    drop_database(&name, admin).await;
 }

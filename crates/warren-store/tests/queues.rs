@@ -1,6 +1,7 @@
 //! Queue controls in the store: pause, `max_in_flight` under concurrent
 //! claimers, the rate limit's token bucket (whole and fractional rates),
-//! settings updates and the queue resource's counts.
+//! settings updates, the queue resource's counts, and delayed jobs of
+//! every priority claimed once due.
 
 mod common;
 
@@ -447,4 +448,38 @@ async fn flushed_scans(store: &Store, stats: &mut sqlx::PgConnection, after: Opt
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn delayed_jobs_of_every_priority_are_claimed_once_due_and_not_before() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let delayed = |priority| JobSpec {
+        priority,
+        delay_ms: Some(3_600_000),
+        ..spec("later")
+    };
+    let ids = insert(store, &[delayed(0), delayed(9)]).await;
+    assert!(
+        store
+            .claim_for_dispatch(100, 1000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due yet"
+    );
+    for id in ids.iter().rev() {
+        sqlx::query("UPDATE jobs SET run_at = now() - interval '1 second' WHERE id = $1")
+            .bind(id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let claimed = store.claim_for_dispatch(100, 1000).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![*id],
+            "the job that came due, whatever its priority"
+        );
+    }
+    db.cleanup().await;
 }
