@@ -12,7 +12,7 @@ export RUST_BACKTRACE ?= 1
 PSQL_ADMIN = $(PSQL) -X -w -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $(WARREN_PG_PORT) -U postgres -d postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help services build lint fmt test demo bench clean-test-dbs
+.PHONY: help services build lint fmt test test-faults demo bench clean-test-dbs
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -30,12 +30,16 @@ lint: ## Check formatting and run clippy with warnings denied
 fmt: ## Format all code
 	$(CARGO) fmt --all
 
-test: services ## Unit/property tests, then integration tests (incl. the dashboard in Chromium), then fault tests (serial)
+test: services ## Unit/property tests, then integration tests (incl. the dashboard in Chromium), then the fault suite (serial)
 	bash deploy/local/browser.sh
 	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --exclude warren-tests
 	$(CARGO) test -p warren-tests --test integration
-	$(CARGO) test -p warren-tests --test faults -- --test-threads=1
+	$(MAKE) test-faults
+
+test-faults: services ## Fault-injection suite, one test at a time, printing each test's figures
+	$(CARGO) build --workspace --bins --examples
+	$(CARGO) test -p warren-tests --test faults -- --test-threads=1 --show-output
 
 demo: services build ## Run the local demo (deploy/local/demo.sh)
 	bash deploy/local/demo.sh

@@ -1,10 +1,12 @@
-//! Fault injection with real processes, checked against an execution ledger:
-//! no accepted job lost, each job completed exactly once in the database,
-//! attempts never above the maximum, extra executions at most one per fault.
+//! Killing and freezing the real processes mid-run: kill -9 of workers
+//! (repeated), kill -9 of the coordinator during dispatch and report
+//! handling, SIGSTOP of a worker past its lease then SIGCONT, and one of two
+//! coordinators killed. Each test ends with [`Ledger::check`]: no accepted
+//! job lost, each job exactly one terminal state, attempts never above the
+//! maximum, extra executions at most one per fault.
 
 use std::time::Duration;
 
-use uuid::Uuid;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
 use warren_store::Store;
@@ -15,37 +17,6 @@ async fn wait_completed(store: &Store, at_least: usize, deadline: Duration) {
         (TestEnv::completed_jobs(store).await >= at_least).then_some(())
     })
     .await;
-}
-
-/// Checks every invariant after `faults` injected faults and prints the figures.
-async fn check(name: &str, store: &Store, ledger: &Ledger, ids: &[Uuid], faults: usize) {
-    wait_completed(store, ids.len(), Duration::from_secs(120)).await;
-    let rows: Vec<(i32, i32, i64)> = sqlx::query_as(
-        "SELECT j.attempt, j.max_attempts,
-                (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.to_state = 'completed')
-           FROM jobs j",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), ids.len(), "no accepted job lost, none invented");
-    assert!(
-        rows.iter().all(|(_, _, done)| *done == 1),
-        "each job completed exactly once"
-    );
-    assert!(
-        rows.iter().all(|(attempt, max, _)| attempt <= max),
-        "attempts never above the maximum"
-    );
-    let executions = ledger.executions();
-    assert_eq!(executions.len(), ids.len(), "every job executed");
-    let extra: usize = executions.values().map(|n| n - 1).sum();
-    let worst = executions.values().max().copied().unwrap_or(0);
-    assert!(
-        worst <= 1 + faults,
-        "a job ran {worst} times after {faults} faults"
-    );
-    println!("chaos {name}: jobs={} completed={} lost=0 faults={faults} extra_executions={extra} max_runs_per_job={worst}", ids.len(), ids.len());
 }
 
 #[tokio::test]
@@ -66,7 +37,7 @@ async fn repeated_kill_9_of_workers() {
         workers.remove(0).signal("KILL");
         workers.push(env.spawn_worker_process("default", &[]));
     }
-    check("worker kill -9", &store, &ledger, &ids, kills).await;
+    ledger.check("worker kill -9", &store, &ids, kills).await;
     env.cleanup(&["default"]).await;
 }
 
@@ -88,7 +59,7 @@ async fn kill_9_of_the_coordinator_during_dispatch_and_report_handling() {
         coordinator.wait_exit(DEADLINE).await;
         coordinator = env.spawn_coordinator_process(&addr(), &fast);
     }
-    check("coordinator kill -9", &store, &ledger, &ids, 2).await;
+    ledger.check("coordinator kill -9", &store, &ids, 2).await;
     env.cleanup(&["default"]).await;
 }
 
@@ -135,7 +106,9 @@ async fn a_worker_stopped_past_its_lease_has_its_late_result_rejected() {
         (job.state(), job.attempt, job.worker_id),
         (JobState::Completed, 2, done.worker_id)
     );
-    check("SIGSTOP past the lease", &store, &ledger, &ids, 1).await;
+    ledger
+        .check("SIGSTOP past the lease", &store, &ids, 1)
+        .await;
     env.cleanup(&["default"]).await;
 }
 
@@ -156,7 +129,9 @@ async fn two_coordinator_processes_and_one_is_killed() {
         .await;
     wait_completed(&store, 100, DEADLINE).await;
     doomed.signal("KILL");
-    check("two coordinators, one kill -9", &store, &ledger, &ids, 1).await;
+    ledger
+        .check("two coordinators, one kill -9", &store, &ids, 1)
+        .await;
     println!(
         "two coordinators: 300 jobs in {:.1}s including one coordinator kill",
         started.elapsed().as_secs_f64()

@@ -4,7 +4,6 @@
 mod approval;
 mod auth;
 mod cancel;
-mod chaos;
 mod cleanup;
 mod cli_json;
 mod coordinators;

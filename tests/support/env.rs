@@ -235,15 +235,25 @@ impl TestEnv {
 
     /// Publishes raw bytes to an exchange of this namespace (confirmed).
     pub async fn publish_raw(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        self.publish_raw_all(exchange, routing_key, &[body.to_vec()])
+            .await;
+    }
+
+    /// Publishes each of `bodies`, in order, to an exchange of this
+    /// namespace over one connection, and waits until all are confirmed.
+    pub async fn publish_raw_all(&self, exchange: &str, routing_key: &str, bodies: &[Vec<u8>]) {
         let session = Session::connect(&self.broker_config())
             .await
             .expect("connect");
         session.declare_core().await.expect("declare");
         let publisher = session.publisher().await.expect("publisher");
-        publisher
-            .publish_confirmed(exchange, routing_key, body)
-            .await
-            .expect("publish");
+        let items: Vec<(String, Vec<u8>)> = bodies
+            .iter()
+            .map(|body| (routing_key.to_owned(), body.clone()))
+            .collect();
+        for result in publisher.publish_batch(exchange, &items).await {
+            result.expect("publish");
+        }
         session.close().await;
     }
 

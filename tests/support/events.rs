@@ -1,12 +1,10 @@
 //! Observing the event stream from the outside: a queue bound to the events
-//! exchange ([`EventsTap`]), reading Server-Sent Events with a deadline, and
-//! the `job_events` rows they must match.
+//! exchange ([`EventsTap`], a [`Tap`] that decodes what it takes), reading
+//! Server-Sent Events with a deadline, and the `job_events` rows they must
+//! match.
 
 use std::time::Duration;
 
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties};
 use uuid::Uuid;
 use warren_client::{
     EventKind, EventStream, StreamEvent, TransitionEvent, WorkflowTransitionEvent,
@@ -15,12 +13,11 @@ use warren_core::protocol::EventBatch;
 use warren_store::Store;
 
 use crate::env::TestEnv;
+use crate::tap::Tap;
 
 /// A server-named, exclusive queue bound to `<ns>.events`.
 pub struct EventsTap {
-    connection: Connection,
-    channel: Channel,
-    queue: ShortString,
+    tap: Tap,
 }
 
 /// One message taken from an [`EventsTap`].
@@ -50,54 +47,22 @@ impl EventsTap {
     /// Binds a new queue to the events exchange with each of `keys`
     /// (e.g. `job.completed.*`). The exchange must exist (a coordinator ran).
     pub async fn bind(env: &TestEnv, keys: &[&str]) -> Self {
-        let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        let declared = channel
-            .queue_declare(
-                ShortString::from(""),
-                QueueDeclareOptions::exclusive(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare tap queue");
-        let queue = declared.name().clone();
         let exchange = env.broker_config().names().events_exchange();
-        for key in keys {
-            channel
-                .queue_bind(
-                    queue.clone(),
-                    ShortString::from(exchange.as_str()),
-                    ShortString::from(*key),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .expect("bind tap queue");
-        }
         Self {
-            connection,
-            channel,
-            queue,
+            tap: Tap::bind(env, &exchange, keys).await,
         }
     }
 
     /// The next message, if one is waiting.
     pub async fn take(&self) -> Option<TappedMessage> {
-        let message = self
-            .channel
-            .basic_get(self.queue.clone(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("basic.get")?;
-        let delivery = message.delivery;
-        let routing_key = delivery.routing_key.to_string();
+        let message = self.tap.take().await?;
+        let routing_key = message.routing_key;
         let (batch, workflows) = if routing_key.starts_with("workflow.") {
             let batch: EventBatch<WorkflowTransitionEvent> =
-                serde_json::from_slice(&delivery.data).expect("a batch of workflow events");
+                serde_json::from_slice(&message.body).expect("a batch of workflow events");
             (EventBatch::new(Vec::new()), batch.events)
         } else {
-            let batch = serde_json::from_slice(&delivery.data).expect("a batch of job events");
+            let batch = serde_json::from_slice(&message.body).expect("a batch of job events");
             (batch, Vec::new())
         };
         Some(TappedMessage {
@@ -137,7 +102,7 @@ impl EventsTap {
 
     /// Closes the connection (the queue goes with it).
     pub async fn close(self) {
-        let _ = self.connection.close(200, "done".into()).await;
+        self.tap.close().await;
     }
 }
 

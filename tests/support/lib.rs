@@ -15,6 +15,7 @@ mod metrics;
 mod net;
 mod processes;
 mod raw_api;
+mod tap;
 mod wait;
 mod workflows;
 
@@ -24,10 +25,11 @@ pub use env::{TestEnv, TEST_TOKEN};
 pub use events::{
     event_rows, read_n, read_stream_until, read_until, row_of, EventRow, EventsTap, TappedMessage,
 };
-pub use ledger::Ledger;
+pub use ledger::{Figures, Ledger};
 pub use metrics::metric_value;
 pub use net::free_port;
 pub use processes::{binary, ChildGuard};
 pub use raw_api::{api_call, TEST_READ_TOKEN};
+pub use tap::{RawMessage, Tap};
 pub use wait::{eventually, DEADLINE};
 pub use workflows::{api_json, step, submit_workflow, wait_workflow, workflow_view};
