@@ -15,6 +15,7 @@ use uuid::Uuid;
 use warren_broker::BrokerConfig;
 use warren_client::Submitter;
 use warren_core::protocol::JobSpec;
+use warren_core::JobState;
 use warren_store::Store;
 use warren_tests::{eventually, free_port, ChildGuard, Ledger, TestEnv, DEADLINE};
 
@@ -36,6 +37,14 @@ const MAX_BURST: usize = 2_000;
 const BROKER_CALL: Duration = Duration::from_secs(10);
 /// How long the submitter keeps trying to reconnect.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
+/// Lease and dispatch timeout of the RabbitMQ run: longer than a worker's
+/// reconnection backoff (at most 5 s) plus a heartbeat, shorter than the outage.
+const RABBITMQ_RUN_LEASE: &str = "8s";
+/// How long RabbitMQ stays stopped before it is started again (the start
+/// itself takes several seconds more): the outage outlasts the lease.
+const RABBITMQ_DOWN: Duration = Duration::from_secs(5);
+/// Ledger token of the job that runs through the RabbitMQ outage.
+const THROUGH_OUTAGE: usize = 1_000_000;
 
 fn run(script: &str) {
     let status = Command::new("bash")
@@ -46,9 +55,13 @@ fn run(script: &str) {
     assert!(status.success(), "`{script}` failed");
 }
 
-fn restart_rabbitmq() {
+/// Stops RabbitMQ, keeps it down for `down` more, then starts it again.
+fn restart_rabbitmq(down: Duration) {
     let services = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/services.sh");
-    run(&format!("rabbitmqctl -q stop && bash {services}"));
+    run(&format!(
+        "rabbitmqctl -q stop && sleep {:.1} && bash {services}",
+        down.as_secs_f64()
+    ));
 }
 
 fn restart_postgres(mode: &str) {
@@ -197,17 +210,29 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
     let env = TestEnv::new().await;
     let store = env.store().await;
     let ledger = Arc::new(Ledger::new(&env.namespace));
-    // Leases and the dispatch timeout outlast the outage (10-15 s here). A
-    // shorter lease has the returning coordinator time out the running jobs
-    // of live workers whose heartbeats could not reach it, and a shorter
-    // dispatch timeout has it take tasks whose reports are still on their
-    // way for lost: either adds a second extra run to the redelivery of the
-    // tasks that were unacknowledged when the broker stopped.
+    // The lease and the dispatch timeout are shorter than the outage (10-15 s
+    // here). Silence during it proves nothing, so the returning coordinator
+    // must wait until it has heard workers for a whole lease before it times
+    // out a lease or takes a queued job for lost; without that wait it timed
+    // out the running jobs of live workers whose heartbeats could not reach
+    // it, and re-dispatched jobs whose reports were still on their way,
+    // either a second extra run beside the redelivery of the tasks that were
+    // unacknowledged when the broker stopped. 8 s covers a worker's
+    // reconnection backoff (at most 5 s) plus a heartbeat.
     let patient = [
-        ("WARREN_LEASE_TIMEOUT", "60s"),
-        ("WARREN_DISPATCH_TIMEOUT", "60s"),
+        ("WARREN_LEASE_TIMEOUT", RABBITMQ_RUN_LEASE),
+        ("WARREN_DISPATCH_TIMEOUT", RABBITMQ_RUN_LEASE),
     ];
     let _processes = start_processes(&env, &patient).await;
+    // A job running from before the outage until after it: its worker's
+    // heartbeats cannot arrive for longer than the lease, yet it is alive.
+    let through = env
+        .submit(vec![ledger.job("default", THROUGH_OUTAGE, 25_000)])
+        .await[0];
+    env.wait_job(&store, through, "the long job running", |j| {
+        j.state() == JobState::Running
+    })
+    .await;
     let confirmed = Arc::new(AtomicUsize::new(0));
     let submitting = tokio::spawn(burst(
         env.broker_config(),
@@ -226,7 +251,7 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
         "the restart begins while jobs are being submitted"
     );
     let started = Instant::now();
-    tokio::task::spawn_blocking(restart_rabbitmq)
+    tokio::task::spawn_blocking(|| restart_rabbitmq(RABBITMQ_DOWN))
         .await
         .expect("restart ran");
     let restart = started.elapsed();
@@ -244,9 +269,23 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
     submitted.sort();
     accepted.sort();
     assert_eq!(accepted, submitted, "every batch was confirmed in the end");
+    accepted.push(through);
     ledger
-        .check("rabbitmq restart mid-burst", &store, &burst.confirmed, 1)
+        .check("rabbitmq restart mid-burst", &store, &accepted, 1)
         .await;
+    let long = store.get_job(through).await.expect("the long job");
+    let timeouts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'timeout'",
+    )
+    .bind(through)
+    .fetch_one(store.pool())
+    .await
+    .expect("timeouts of the long job");
+    assert_eq!(
+        (long.attempt, timeouts),
+        (1, 0),
+        "the job that ran through the outage kept its lease: its worker was silent, not gone"
+    );
     println!(
         "fault rabbitmq restart mid-burst: submitted={} confirmed_at_restart={at_restart} \
          failed_submissions={} batches_after_outage={} restart took {:.1}s, all done {:.1}s after it began",

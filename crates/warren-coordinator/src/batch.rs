@@ -67,6 +67,7 @@ where
             Ok(value) => return DbOutcome::Done(value),
             Err(e) if !e.is_transient() => return DbOutcome::Rejected(e),
             Err(e) => {
+                shared.hearing.database_failed();
                 shared
                     .metrics
                     .database_errors

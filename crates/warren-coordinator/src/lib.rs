@@ -17,6 +17,7 @@ mod defaults_cache;
 mod dispatcher;
 mod events;
 mod gauges;
+mod hearing;
 mod intake;
 mod intake_workflows;
 mod metrics;

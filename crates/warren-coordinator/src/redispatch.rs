@@ -5,6 +5,11 @@
 //! the queue has consumers and no ready messages, and the live workers of
 //! that queue have free slots (a worker with a free slot has nothing waiting
 //! in its buffer). Otherwise re-publishing would pile up duplicates.
+//!
+//! A worker with a free slot may still hold the final report of a job that
+//! looks lost, buffered while the broker or the database was away, so no
+//! job is judged lost until this coordinator has heard workers for a whole
+//! lease ([`crate::hearing`]).
 
 use std::sync::Arc;
 
@@ -31,10 +36,19 @@ pub(crate) async fn run(
             _ = token.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
+        if !shared.hearing.heard_for(shared.config.lease_timeout) {
+            continue;
+        }
         let timeout = shared.config.dispatch_timeout;
         let candidates = match shared.store.queues_with_stale_dispatches(timeout).await {
-            Ok(queues) => queues,
+            Ok(queues) => {
+                shared.hearing.database_ok();
+                queues
+            }
             Err(e) => {
+                if e.is_transient() {
+                    shared.hearing.database_failed();
+                }
                 tracing::warn!(error = %e, "could not look for lost dispatches");
                 continue;
             }

@@ -35,6 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         let session = Arc::new(session);
         let result = run_session(&shared, &session, &shutdown).await;
         shared.metrics.broker_connected.set(0);
+        shared.hearing.broker_down();
         session.close().await;
         match result {
             Ok(()) if shutdown.is_cancelled() => break,
@@ -74,6 +75,7 @@ async fn run_session(
         token.clone(),
     ));
     shared.metrics.broker_connected.set(1);
+    shared.hearing.broker_up();
     tracing::info!("broker session up");
     let mut result = Ok(());
     while let Some(joined) = loops.join_next().await {

@@ -8,6 +8,7 @@ use warren_store::Store;
 
 use crate::defaults_cache::DefaultsCache;
 use crate::events::EventHub;
+use crate::hearing::Hearing;
 use crate::{CoordinatorConfig, Metrics};
 
 /// A control message for one worker, sent by whichever broker session is up.
@@ -35,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) events: EventHub,
     /// The queues' task defaults, kept while changes are heard.
     pub(crate) defaults_cache: DefaultsCache,
+    /// Whether workers can be heard (broker up, database reachable): the
+    /// checks that read silence as loss wait for it.
+    pub(crate) hearing: Hearing,
 }
 
 impl Shared {
@@ -51,6 +55,7 @@ impl Shared {
             control_tx,
             control_rx: Mutex::new(control_rx),
             defaults_cache: DefaultsCache::default(),
+            hearing: Hearing::default(),
         }
     }
 

@@ -4,6 +4,11 @@
 //! `no_progress_timeout_ms`), telling the worker to stop. Lost task messages are
 //! handled by [`crate::redispatch`] (it needs the broker); retries and
 //! delayed jobs are picked up by the dispatcher's own poll.
+//!
+//! All three read a worker's silence as loss, so they hold off until this
+//! coordinator has heard workers for a whole lease ([`crate::hearing`]):
+//! after a broker or database outage, live workers first get the time to
+//! reconnect and deliver what they buffered.
 
 use std::sync::Arc;
 
@@ -19,18 +24,43 @@ const SWEEP_LIMIT: i64 = 1_000;
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(shared.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut holding = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sweep(&shared).await {
-            shared
-                .metrics
-                .database_errors
-                .with_label_values(&["sweeper"])
-                .inc();
-            tracing::warn!(error = %e, "sweep failed; will retry next interval");
+        let hears = shared.hearing.heard_for(shared.config.lease_timeout);
+        if hears == holding {
+            holding = !hears;
+            if holding {
+                tracing::info!(
+                    window = ?shared.config.lease_timeout,
+                    "lease, deadline and progress checks wait until workers have been heard for a whole lease"
+                );
+            } else {
+                tracing::info!("lease, deadline and progress checks resume");
+            }
+        }
+        let result = if hears {
+            sweep(&shared).await
+        } else {
+            // Only keep the database side of the hearing clock current.
+            shared.store.reach().await
+        };
+        match result {
+            Ok(()) => shared.hearing.database_ok(),
+            Err(e) => {
+                if e.is_transient() {
+                    shared.hearing.database_failed();
+                }
+                shared
+                    .metrics
+                    .database_errors
+                    .with_label_values(&["sweeper"])
+                    .inc();
+                tracing::warn!(error = %e, "sweep failed; will retry next interval");
+            }
         }
     }
 }

@@ -81,6 +81,12 @@ impl Store {
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        self.reach().await.is_ok()
+    }
+
+    /// Runs a trivial query: `Ok` when the database answers.
+    pub async fn reach(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 }
