@@ -5,19 +5,9 @@
 //! job lost, each job exactly one terminal state, attempts never above the
 //! maximum, extra executions at most one per fault.
 
-use std::time::Duration;
-
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
-use warren_store::Store;
 use warren_tests::{eventually, free_port, metric_value, Ledger, TestEnv, DEADLINE};
-
-async fn wait_completed(store: &Store, at_least: usize, deadline: Duration) {
-    eventually(&format!("{at_least} jobs completed"), deadline, || async {
-        (TestEnv::completed_jobs(store).await >= at_least).then_some(())
-    })
-    .await;
-}
 
 #[tokio::test]
 async fn repeated_kill_9_of_workers() {
@@ -33,7 +23,7 @@ async fn repeated_kill_9_of_workers() {
     let ids = env.submit(specs).await;
     let kills = 3;
     for round in 1..=kills {
-        wait_completed(&store, round * 25, DEADLINE).await;
+        TestEnv::wait_completed(&store, round * 25, DEADLINE).await;
         workers.remove(0).signal("KILL");
         workers.push(env.spawn_worker_process("default", &[]));
     }
@@ -54,7 +44,7 @@ async fn kill_9_of_the_coordinator_during_dispatch_and_report_handling() {
     let specs: Vec<JobSpec> = (0..300).map(|n| ledger.job("default", n, 20)).collect();
     let ids = env.submit(specs).await;
     for threshold in [50, 150] {
-        wait_completed(&store, threshold, DEADLINE).await;
+        TestEnv::wait_completed(&store, threshold, DEADLINE).await;
         coordinator.signal("KILL");
         coordinator.wait_exit(DEADLINE).await;
         coordinator = env.spawn_coordinator_process(&addr(), &fast);
@@ -127,7 +117,7 @@ async fn two_coordinator_processes_and_one_is_killed() {
     let ids = env
         .submit((0..300).map(|n| ledger.job("default", n, 20)).collect())
         .await;
-    wait_completed(&store, 100, DEADLINE).await;
+    TestEnv::wait_completed(&store, 100, DEADLINE).await;
     doomed.signal("KILL");
     ledger
         .check("two coordinators, one kill -9", &store, &ids, 1)

@@ -5,6 +5,8 @@
 //! sensitive, so they run one at a time: `make test-faults`, or
 //! `cargo test -p warren-tests --test faults -- --test-threads=1 --show-output`.
 
+mod drain;
 mod kills;
+mod poison;
 mod reports;
 mod restarts;

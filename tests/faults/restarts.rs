@@ -16,7 +16,6 @@ use warren_broker::BrokerConfig;
 use warren_client::Submitter;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
-use warren_store::Store;
 use warren_tests::{eventually, free_port, ChildGuard, Ledger, TestEnv, DEADLINE};
 
 /// Jobs of a PostgreSQL run; the fewest a RabbitMQ burst submits.
@@ -88,15 +87,6 @@ async fn start_processes(env: &TestEnv, extra: &[(&str, &str)]) -> Vec<ChildGuar
     ]
 }
 
-async fn completed(store: &Store, at_least: usize) {
-    eventually(
-        &format!("{at_least} jobs completed"),
-        Duration::from_secs(60),
-        || async { (TestEnv::completed_jobs(store).await >= at_least).then_some(()) },
-    )
-    .await;
-}
-
 /// Runs JOBS ledger jobs, restarts PostgreSQL with `mode` once a quarter
 /// completed, then checks the ledger.
 async fn postgres_restart_mid_run(mode: &'static str) {
@@ -108,7 +98,7 @@ async fn postgres_restart_mid_run(mode: &'static str) {
         .map(|n| ledger.job("default", n, JOB_MS))
         .collect();
     let ids = env.submit(specs).await;
-    completed(&store, JOBS / 4).await;
+    TestEnv::wait_completed(&store, JOBS / 4, Duration::from_secs(60)).await;
     let at_restart = TestEnv::completed_jobs(&store).await;
     let started = Instant::now();
     tokio::task::spawn_blocking(move || restart_postgres(mode))

@@ -15,7 +15,6 @@ mod events;
 mod lifecycle;
 mod listing;
 mod metrics;
-mod poison;
 mod queue_cli;
 mod queue_limits;
 mod queues_api;

@@ -296,6 +296,14 @@ impl TestEnv {
             .map_or(0, |n| n as usize)
     }
 
+    /// Waits until at least `at_least` jobs are `completed`; panics after `deadline`.
+    pub async fn wait_completed(store: &Store, at_least: usize, deadline: Duration) {
+        eventually(&format!("{at_least} jobs completed"), deadline, || async {
+            (Self::completed_jobs(store).await >= at_least).then_some(())
+        })
+        .await;
+    }
+
     /// Number of messages ready in `<ns>.dead`.
     pub async fn dead_letters(&self) -> u32 {
         let session = Session::connect(&self.broker_config())

@@ -1,5 +1,8 @@
-//! Poison messages of every kind are dead-lettered on first delivery,
-//! counted, and never stall a queue.
+//! Poison messages of every kind (empty, bad JSON, invalid UTF-8, unknown
+//! version, wrong schema, deeply nested, oversized, an invalid job) on the
+//! submit, report and task queues are dead-lettered on first delivery,
+//! counted, and never stall a queue: a good job submitted after them
+//! completes. Prints its figures like the rest of the fault suite.
 
 use serde_json::json;
 use warren_core::protocol::JobSpec;
@@ -97,5 +100,15 @@ async fn poison_submissions_reports_and_tasks_are_dead_lettered_and_the_queues_k
     }
     let invalid = "warren_rejected_messages_total{reason=\"invalid_job\",source=\"submit\"}";
     assert_eq!(metric_value(&metrics, invalid), Some(1.0));
+    let rejected: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("warren_rejected_messages_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    println!(
+        "fault poison: published={expected} (kinds={} on submit, reports and tasks, plus one invalid job) \
+         dead_lettered={expected} counted_by_coordinator={rejected} good_job_after=completed",
+        bodies.len()
+    );
     env.cleanup(&["default"]).await;
 }
