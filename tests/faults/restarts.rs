@@ -16,6 +16,7 @@ use warren_broker::BrokerConfig;
 use warren_client::Submitter;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
+use warren_store::Store;
 use warren_tests::{eventually, free_port, ChildGuard, Ledger, TestEnv, DEADLINE};
 
 /// Jobs of a PostgreSQL run; the fewest a RabbitMQ burst submits.
@@ -36,9 +37,13 @@ const MAX_BURST: usize = 2_000;
 const BROKER_CALL: Duration = Duration::from_secs(10);
 /// How long the submitter keeps trying to reconnect.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
-/// Lease and dispatch timeout of the RabbitMQ run: longer than a worker's
-/// reconnection backoff (at most 5 s) plus a heartbeat, shorter than the outage.
-const RABBITMQ_RUN_LEASE: &str = "8s";
+/// Lease and dispatch timeout of the runs with an outage longer than the
+/// lease: longer than a worker's reconnection backoff and the coordinator's
+/// database retry backoff (at most 5 s each) plus a heartbeat, shorter than
+/// the outage.
+const OUTAGE_LEASE: &str = "8s";
+/// How long PostgreSQL stays stopped in the run with the longer outage.
+const POSTGRES_DOWN: Duration = Duration::from_secs(12);
 /// How long RabbitMQ stays stopped before it is started again (the start
 /// itself takes several seconds more): the outage outlasts the lease.
 const RABBITMQ_DOWN: Duration = Duration::from_secs(5);
@@ -63,10 +68,53 @@ fn restart_rabbitmq(down: Duration) {
     ));
 }
 
+/// `pg_ctlcluster <action>` on the machine's newest cluster.
+fn pg_ctlcluster(action: &str) -> String {
+    format!("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -1) main {action}")
+}
+
 fn restart_postgres(mode: &str) {
+    run(&pg_ctlcluster(&format!("restart -m {mode}")));
+}
+
+/// Stops PostgreSQL (fast), keeps it down for `down`, starts it again.
+fn stop_postgres_for(down: Duration) {
     run(&format!(
-        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -1) main restart -m {mode}"
+        "{} && sleep {:.1} && {}",
+        pg_ctlcluster("stop -m fast"),
+        down.as_secs_f64(),
+        pg_ctlcluster("start")
     ));
+}
+
+/// Submits a ledger job that sleeps through an outage and waits until it runs.
+async fn start_job_through_outage(env: &TestEnv, store: &Store, ledger: &Ledger) -> Uuid {
+    let through = env
+        .submit(vec![ledger.job("default", THROUGH_OUTAGE, 25_000)])
+        .await[0];
+    env.wait_job(store, through, "the long job running", |j| {
+        j.state() == JobState::Running
+    })
+    .await;
+    through
+}
+
+/// Asserts that the job that ran through an outage finished on its first
+/// attempt with no timeout: its worker was silent then, not gone.
+async fn assert_kept_its_lease(store: &Store, through: Uuid) {
+    let long = store.get_job(through).await.expect("the long job");
+    let timeouts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'timeout'",
+    )
+    .bind(through)
+    .fetch_one(store.pool())
+    .await
+    .expect("timeouts of the long job");
+    assert_eq!(
+        (long.attempt, timeouts),
+        (1, 0),
+        "the job that ran through the outage kept its lease: its worker was silent, not gone"
+    );
 }
 
 /// A coordinator process with `extra` environment (waited for until
@@ -210,19 +258,13 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
     // unacknowledged when the broker stopped. 8 s covers a worker's
     // reconnection backoff (at most 5 s) plus a heartbeat.
     let patient = [
-        ("WARREN_LEASE_TIMEOUT", RABBITMQ_RUN_LEASE),
-        ("WARREN_DISPATCH_TIMEOUT", RABBITMQ_RUN_LEASE),
+        ("WARREN_LEASE_TIMEOUT", OUTAGE_LEASE),
+        ("WARREN_DISPATCH_TIMEOUT", OUTAGE_LEASE),
     ];
     let _processes = start_processes(&env, &patient).await;
     // A job running from before the outage until after it: its worker's
     // heartbeats cannot arrive for longer than the lease, yet it is alive.
-    let through = env
-        .submit(vec![ledger.job("default", THROUGH_OUTAGE, 25_000)])
-        .await[0];
-    env.wait_job(&store, through, "the long job running", |j| {
-        j.state() == JobState::Running
-    })
-    .await;
+    let through = start_job_through_outage(&env, &store, &ledger).await;
     let confirmed = Arc::new(AtomicUsize::new(0));
     let submitting = tokio::spawn(burst(
         env.broker_config(),
@@ -263,19 +305,7 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
     ledger
         .check("rabbitmq restart mid-burst", &store, &accepted, 1)
         .await;
-    let long = store.get_job(through).await.expect("the long job");
-    let timeouts: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'timeout'",
-    )
-    .bind(through)
-    .fetch_one(store.pool())
-    .await
-    .expect("timeouts of the long job");
-    assert_eq!(
-        (long.attempt, timeouts),
-        (1, 0),
-        "the job that ran through the outage kept its lease: its worker was silent, not gone"
-    );
+    assert_kept_its_lease(&store, through).await;
     println!(
         "fault rabbitmq restart mid-burst: submitted={} confirmed_at_restart={at_restart} \
          failed_submissions={} batches_after_outage={} restart took {:.1}s, all done {:.1}s after it began",
@@ -296,4 +326,47 @@ async fn postgres_fast_restart_mid_run_loses_no_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_immediate_restart_mid_run_loses_no_job() {
     postgres_restart_mid_run("immediate").await;
+}
+
+/// PostgreSQL stopped for longer than the lease: the report loop cannot
+/// write heartbeats meanwhile, so when the database returns every running
+/// job looks silent for longer than its lease. The sweeper must wait until
+/// the coordinator has reached the database for a whole lease (the report
+/// loop catches up first) before it reads that silence as loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_longer_than_the_lease_times_out_no_live_job() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let ledger = Ledger::new(&env.namespace);
+    let patient = [
+        ("WARREN_LEASE_TIMEOUT", OUTAGE_LEASE),
+        ("WARREN_DISPATCH_TIMEOUT", OUTAGE_LEASE),
+    ];
+    let _processes = start_processes(&env, &patient).await;
+    let through = start_job_through_outage(&env, &store, &ledger).await;
+    let mut ids = env
+        .submit(
+            (0..JOBS)
+                .map(|n| ledger.job("default", n, JOB_MS))
+                .collect(),
+        )
+        .await;
+    TestEnv::wait_completed(&store, JOBS / 4, Duration::from_secs(60)).await;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(|| stop_postgres_for(POSTGRES_DOWN))
+        .await
+        .expect("outage ran");
+    let outage = started.elapsed();
+    ids.push(through);
+    ledger
+        .check("postgres down longer than the lease", &store, &ids, 1)
+        .await;
+    assert_kept_its_lease(&store, through).await;
+    println!(
+        "fault postgres down longer than the lease: outage {:.1}s with a {OUTAGE_LEASE} lease, \
+         all done {:.1}s after it began",
+        outage.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    env.cleanup(&["default"]).await;
 }
