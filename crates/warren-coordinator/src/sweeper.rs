@@ -31,7 +31,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let hears = shared.hearing.heard_for(shared.config.lease_timeout);
-        if hears == holding {
+        if holding != !hears {
             holding = !hears;
             if holding {
                 tracing::info!(
