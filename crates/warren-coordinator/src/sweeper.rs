@@ -30,9 +30,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let hears = shared.hearing.heard_for(shared.config.lease_timeout);
-        if holding != !hears {
-            holding = !hears;
+        let hold = !shared.hearing.heard_for(shared.config.lease_timeout);
+        if hold != holding {
+            holding = hold;
             if holding {
                 tracing::info!(
                     window = ?shared.config.lease_timeout,
@@ -42,7 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 tracing::info!("lease, deadline and progress checks resume");
             }
         }
-        let result = if hears {
+        let result = if !hold {
             sweep(&shared).await
         } else {
             // Only keep the database side of the hearing clock current.
