@@ -62,8 +62,7 @@ async fn migrated_database() -> (String, PgConnection) {
     (name, conn)
 }
 
-async fn drop_database(name: &str, conn: PgConnection) {
-    conn.close().await.ok();
+async fn drop_database(name: &str) {
     let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
         .await
         .expect("connect to postgres");
@@ -204,7 +203,8 @@ async fn keyed_updates_reach_jobs_by_primary_key_whatever_the_statistics() {
     .expect("load the table");
     wrong.extend(check_all(&mut conn, "stale statistics", &[true, false]).await);
 
-    drop_database(&name, conn).await;
+    conn.close().await.ok();
+    drop_database(&name).await;
     assert!(
         wrong.is_empty(),
         "statements that read jobs other than through their index:\n{}",
@@ -230,8 +230,5 @@ async fn no_pool_compiles_statements_with_jit() {
     }
     store.pool().close().await;
     store.generic().close().await;
-    let admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-        .await
-        .expect("connect to postgres");
-    drop_database(&name, admin).await;
+    drop_database(&name).await;
 }
