@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, Session};
+use warren_store::{ClaimOutcome, StoreError};
 
 use crate::batch::{with_db_retry, DbOutcome};
 use crate::outbox::Outbox;
@@ -32,31 +33,28 @@ async fn dispatch(
     outbox: &mut Outbox,
     token: &CancellationToken,
 ) -> Result<(), BrokerError> {
+    let limit = shared.config.batch_size as i64;
+    let mut full = false;
     loop {
-        let limit = shared.config.batch_size as i64;
-        let window = shared.config.dispatch_window as i64;
-        let jobs = match with_db_retry(shared, "dispatch", token, || {
-            shared.store.claim_batch(limit, window)
-        })
-        .await
-        {
-            DbOutcome::Done(claim) => {
-                for queue in &claim.throttled {
-                    shared
-                        .metrics
-                        .dispatch_throttled
-                        .with_label_values(&[queue])
-                        .inc();
+        let jobs =
+            match with_db_retry(shared, "dispatch", token, || claim(shared, !full, limit)).await {
+                DbOutcome::Done(claim) => {
+                    for queue in &claim.throttled {
+                        shared
+                            .metrics
+                            .dispatch_throttled
+                            .with_label_values(&[queue])
+                            .inc();
+                    }
+                    claim.jobs
                 }
-                claim.jobs
-            }
-            DbOutcome::Shutdown => return Ok(()),
-            DbOutcome::Rejected(e) => {
-                tracing::error!(error = %e, "dispatch query failed");
-                Vec::new()
-            }
-        };
-        let full = jobs.len() as i64 == limit;
+                DbOutcome::Shutdown => return Ok(()),
+                DbOutcome::Rejected(e) => {
+                    tracing::error!(error = %e, "dispatch query failed");
+                    Vec::new()
+                }
+            };
+        full = jobs.len() as i64 == limit;
         // A claim that took some jobs but fewer than it asked for either
         // drained what was due or filled a queue's window; in the latter
         // case the next job can go as soon as one in flight ends. (A claim
@@ -78,4 +76,17 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// Claims up to `limit` due jobs. With `ask_first` it first asks whether
+/// anything is due at all ([`Store::any_due`](warren_store::Store::any_due)):
+/// the claim is planned afresh on every call, and most polls of a quiet or
+/// intake-dispatched deployment find nothing. After a full claim more is
+/// known to be due, so the question is skipped.
+async fn claim(shared: &Shared, ask_first: bool, limit: i64) -> Result<ClaimOutcome, StoreError> {
+    if ask_first && !shared.store.any_due().await? {
+        return Ok(ClaimOutcome::default());
+    }
+    let window = shared.config.dispatch_window as i64;
+    shared.store.claim_batch(limit, window).await
 }

@@ -62,6 +62,10 @@ async fn a_paused_queue_dispatches_nothing_until_resumed() {
     let claimed = store.claim_for_dispatch(100, 1000).await.unwrap();
     assert!(claimed.iter().all(|j| j.queue == "default"));
     assert_eq!(claimed.len(), 2);
+    assert!(
+        !store.any_due().await.unwrap(),
+        "the probe ignores a paused queue's due jobs"
+    );
 
     set(
         store,
@@ -461,6 +465,10 @@ async fn delayed_jobs_of_every_priority_are_claimed_once_due_and_not_before() {
     };
     let ids = insert(store, &[delayed(0), delayed(9)]).await;
     assert!(
+        !store.any_due().await.unwrap(),
+        "the probe: nothing is due yet"
+    );
+    assert!(
         store
             .claim_for_dispatch(100, 1000)
             .await
@@ -474,12 +482,14 @@ async fn delayed_jobs_of_every_priority_are_claimed_once_due_and_not_before() {
             .execute(db.pool())
             .await
             .unwrap();
+        assert!(store.any_due().await.unwrap(), "the probe sees the job due");
         let claimed = store.claim_for_dispatch(100, 1000).await.unwrap();
         assert_eq!(
             claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
             vec![*id],
             "the job that came due, whatever its priority"
         );
+        assert!(!store.any_due().await.unwrap(), "claimed: nothing due");
     }
     db.cleanup().await;
 }
