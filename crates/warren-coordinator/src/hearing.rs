@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use warren_store::StoreError;
 
 /// Since when the broker session has been up and the database reachable.
 #[derive(Debug, Default)]
@@ -44,6 +45,17 @@ impl Hearing {
     /// A database call failed for a transient reason.
     pub(crate) fn database_failed(&self) {
         *lock(&self.database_since) = None;
+    }
+
+    /// Records how a database call went: a success starts the clock if it
+    /// is stopped, a transient failure stops it, any other error (bad
+    /// input) says nothing about reachability.
+    pub(crate) fn database_call<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.database_ok(),
+            Err(e) if e.is_transient() => self.database_failed(),
+            Err(_) => {}
+        }
     }
 
     /// Whether both have been up without a break for at least `window`.

@@ -40,15 +40,11 @@ pub(crate) async fn run(
             continue;
         }
         let timeout = shared.config.dispatch_timeout;
-        let candidates = match shared.store.queues_with_stale_dispatches(timeout).await {
-            Ok(queues) => {
-                shared.hearing.database_ok();
-                queues
-            }
+        let candidates = shared.store.queues_with_stale_dispatches(timeout).await;
+        shared.hearing.database_call(&candidates);
+        let candidates = match candidates {
+            Ok(queues) => queues,
             Err(e) => {
-                if e.is_transient() {
-                    shared.hearing.database_failed();
-                }
                 tracing::warn!(error = %e, "could not look for lost dispatches");
                 continue;
             }

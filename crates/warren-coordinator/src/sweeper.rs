@@ -48,19 +48,14 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             // Only keep the database side of the hearing clock current.
             shared.store.reach().await
         };
-        match result {
-            Ok(()) => shared.hearing.database_ok(),
-            Err(e) => {
-                if e.is_transient() {
-                    shared.hearing.database_failed();
-                }
-                shared
-                    .metrics
-                    .database_errors
-                    .with_label_values(&["sweeper"])
-                    .inc();
-                tracing::warn!(error = %e, "sweep failed; will retry next interval");
-            }
+        shared.hearing.database_call(&result);
+        if let Err(e) = result {
+            shared
+                .metrics
+                .database_errors
+                .with_label_values(&["sweeper"])
+                .inc();
+            tracing::warn!(error = %e, "sweep failed; will retry next interval");
         }
     }
 }
