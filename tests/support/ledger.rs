@@ -13,8 +13,6 @@ use uuid::Uuid;
 use warren_core::protocol::JobSpec;
 use warren_store::Store;
 
-use crate::wait::eventually;
-
 /// How long [`Ledger::check`] waits for every accepted job to complete
 /// (a restarted service, then the backlog it left).
 const COMPLETION_DEADLINE: Duration = Duration::from_secs(180);
@@ -126,21 +124,30 @@ impl Ledger {
         let wanted: HashSet<Uuid> = accepted.iter().copied().collect();
         assert_eq!(wanted.len(), accepted.len(), "{name}: accepted ids repeat");
         let ids: Vec<Uuid> = accepted.to_vec();
-        eventually(
-            &format!("{name}: {} accepted jobs completed", ids.len()),
-            COMPLETION_DEADLINE,
-            || async {
-                let done: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM jobs WHERE state = 'completed' AND id = ANY($1)",
-                )
-                .bind(&ids)
-                .fetch_one(store.pool())
-                .await
-                .ok()?;
-                (done as usize == ids.len()).then_some(())
-            },
-        )
-        .await;
+        let start = tokio::time::Instant::now();
+        loop {
+            let done: Option<i64> = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE state = 'completed' AND id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_one(store.pool())
+            .await
+            .ok();
+            if done == Some(ids.len() as i64) {
+                break;
+            }
+            if start.elapsed() > COMPLETION_DEADLINE {
+                panic!(
+                    "{name}: {} of {} accepted jobs completed after {COMPLETION_DEADLINE:?}; \
+                     jobs by state: {}; database sessions:\n{}",
+                    done.unwrap_or(-1),
+                    ids.len(),
+                    states(store).await,
+                    activity(store).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         let rows: Vec<(Uuid, String, i32, i32, i64)> = sqlx::query_as(
             "SELECT j.id, j.state::text, j.attempt, j.max_attempts,
@@ -234,6 +241,35 @@ impl Ledger {
         );
         figures
     }
+}
+
+/// Jobs by state, for a failure message.
+async fn states(store: &Store) -> String {
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state::text, count(*) FROM jobs GROUP BY 1 ORDER BY 1")
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_default();
+    format!("{counts:?}")
+}
+
+/// The test database's other sessions (state, wait, transaction age,
+/// query), for a failure message: a stalled run shows what it waits on.
+async fn activity(store: &Store) -> String {
+    let sessions: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' | ', state, wait_event_type || ':' || wait_event,
+                          'transaction ' || (now() - xact_start)::text, left(query, 120))
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap_or_default();
+    sessions
+        .iter()
+        .map(|session| format!("  {session}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One `job_events` row: at, from, to, attempt, worker, detail.
