@@ -24,6 +24,8 @@ pub struct Ledger {
     markers: PathBuf,
     /// The token of every job this ledger made, by job id.
     tokens: Mutex<HashMap<Uuid, String>>,
+    /// The test's namespace (its queues' prefix), for a failure message.
+    namespace: String,
 }
 
 /// What [`Ledger::check`] found; it returns only when every invariant held.
@@ -44,7 +46,7 @@ pub struct Figures {
 }
 
 impl Ledger {
-    /// A fresh ledger file for `name`.
+    /// A fresh ledger file for the test of namespace `name`.
     pub fn new(name: &str) -> Self {
         let path = std::env::temp_dir().join(format!("warren-ledger-{name}"));
         let markers = std::env::temp_dir().join(format!("warren-ledger-{name}.markers"));
@@ -55,6 +57,7 @@ impl Ledger {
             path,
             markers,
             tokens: Mutex::new(HashMap::new()),
+            namespace: name.to_string(),
         }
     }
 
@@ -139,11 +142,13 @@ impl Ledger {
             if start.elapsed() > COMPLETION_DEADLINE {
                 panic!(
                     "{name}: {} of {} accepted jobs completed after {COMPLETION_DEADLINE:?}; \
-                     jobs by state: {}; database sessions:\n{}",
+                     jobs by state: {}; database sessions:\n{}\nqueues \
+                     (name, ready, unacknowledged, consumers):\n{}",
                     done.unwrap_or(-1),
                     ids.len(),
                     states(store).await,
-                    activity(store).await
+                    activity(store).await,
+                    queues(&self.namespace)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -270,6 +275,24 @@ async fn activity(store: &Store) -> String {
         .map(|session| format!("  {session}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The namespace's broker queues (ready, unacknowledged, consumers), for a
+/// failure message: a stall shows whether a queue lost its consumer.
+fn queues(namespace: &str) -> String {
+    let listed = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name", "messages_ready"])
+        .args(["messages_unacknowledged", "consumers"])
+        .output();
+    match listed {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.starts_with(namespace))
+            .map(|line| format!("  {line}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("  rabbitmqctl: {e}"),
+    }
 }
 
 /// One `job_events` row: at, from, to, attempt, worker, detail.
