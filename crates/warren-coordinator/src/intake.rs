@@ -4,16 +4,24 @@
 //! once. Jobs their queue can take at once are dispatched by that same
 //! statement ([`Store::insert_and_dispatch`](warren_store::Store::insert_and_dispatch))
 //! and published from here; the dispatcher is woken for the rest.
+//!
+//! Several batches are written at once and landed (published, acknowledged)
+//! in delivery order ([`crate::in_flight`]): a batch arriving while the
+//! previous one commits does not wait for that commit.
 
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 use warren_broker::{Consumer, Delivery, Session};
 use warren_core::protocol::{decode, JobSpec, SubmitEnvelope};
-use warren_store::Inserted;
+use warren_store::{DispatchedJob, Inserted};
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
 use crate::defaults;
+use crate::in_flight::InFlight;
 use crate::intake_workflows;
 use crate::outbox::Outbox;
 use crate::session::SessionError;
@@ -39,31 +47,122 @@ async fn consume(
     outbox: &mut Outbox,
     token: &CancellationToken,
 ) -> Result<(), SessionError> {
-    while let Some(batch) = next_batch(consumer, shared.config.batch_size, token, "intake").await? {
+    let mut in_flight = InFlight::default();
+    loop {
+        // Wait for the oldest batch to be written or, with room for
+        // another, for the next batch (`next_batch` is cancel-safe).
+        let batch = tokio::select! {
+            biased;
+            written = in_flight.next(), if !in_flight.is_empty() => {
+                if !land(shared, consumer, outbox, token, written?).await? {
+                    return drain(outbox, token, in_flight).await;
+                }
+                continue;
+            }
+            batch = next_batch(consumer, shared.config.batch_size, token, "intake"), if in_flight.has_room() => batch?,
+        };
+        let Some(batch) = batch else {
+            return drain(outbox, token, in_flight).await;
+        };
         let accepted = reject_unreadable(shared, batch).await?;
-        let Some(accepted) = defaults::fill_intake(shared, token, accepted).await? else {
-            return Ok(());
-        };
-        let Some((accepted, workflows)) =
-            intake_workflows::prepare_batch(shared, token, accepted).await?
-        else {
-            return Ok(());
-        };
-        let Batch { inserted, finished } = insert(shared, token, &accepted).await?;
-        let left_waiting = inserted.dispatched.len() < inserted.created.len();
-        // Committed as queued: publish even if shutdown cut the batch short
-        // (the envelopes are then not acked, and their redelivery creates
-        // nothing twice).
-        outbox.publish(inserted.dispatched, token).await?;
-        if !finished || !intake_workflows::insert(shared, token, &accepted, &workflows).await? {
-            return Ok(());
+        let jobs: HashSet<Uuid> = accepted
+            .iter()
+            .flat_map(|(_, env)| env.jobs.iter().map(|job| job.id))
+            .collect();
+        // The same job in two batches (a resubmission): the later one
+        // would only wait on the earlier one's row locks.
+        while in_flight.overlaps(&jobs) {
+            if !land(shared, consumer, outbox, token, in_flight.next().await?).await? {
+                return drain(outbox, token, in_flight).await;
+            }
         }
-        if let Some(last) = accepted.iter().map(|(d, _)| d.delivery_tag).max() {
-            consumer.ack_up_to(last).await?;
-        }
-        if left_waiting || !workflows.is_empty() {
-            shared.wake_dispatcher();
-        }
+        in_flight.push(jobs, write(shared, token, accepted));
+    }
+}
+
+/// What writing one batch did.
+struct Written {
+    /// Jobs committed as `queued`, whose task messages are still to be
+    /// published (even when shutdown cut the batch short).
+    dispatched: Vec<DispatchedJob>,
+    /// The batch's highest delivery tag, if any delivery is left to ack.
+    last: Option<u64>,
+    /// False when shutdown stopped the batch before all of it was written.
+    finished: bool,
+    /// Whether the dispatcher has work from it (jobs left waiting for room
+    /// or their time, or workflows whose first steps are due).
+    wake_dispatcher: bool,
+}
+
+/// Fills in task defaults, resolves workflows, inserts (and dispatches)
+/// the batch's jobs, then creates its workflows.
+async fn write(
+    shared: &Shared,
+    token: &CancellationToken,
+    accepted: Vec<(Delivery, SubmitEnvelope)>,
+) -> Result<Written, SessionError> {
+    let unfinished = Written {
+        dispatched: Vec::new(),
+        last: None,
+        finished: false,
+        wake_dispatcher: false,
+    };
+    let Some(accepted) = defaults::fill_intake(shared, token, accepted).await? else {
+        return Ok(unfinished);
+    };
+    let Some((accepted, workflows)) =
+        intake_workflows::prepare_batch(shared, token, accepted).await?
+    else {
+        return Ok(unfinished);
+    };
+    let Batch { inserted, finished } = insert(shared, token, &accepted).await?;
+    let left_waiting = inserted.dispatched.len() < inserted.created.len();
+    let finished =
+        finished && intake_workflows::insert(shared, token, &accepted, &workflows).await?;
+    Ok(Written {
+        dispatched: inserted.dispatched,
+        last: accepted.iter().map(|(d, _)| d.delivery_tag).max(),
+        finished,
+        wake_dispatcher: left_waiting || !workflows.is_empty(),
+    })
+}
+
+/// Publishes a written batch's dispatched jobs and acknowledges it. False
+/// when shutdown cut it short: it stays unacknowledged (its redelivery
+/// creates nothing twice), and so does every later batch.
+async fn land(
+    shared: &Shared,
+    consumer: &Consumer,
+    outbox: &mut Outbox,
+    token: &CancellationToken,
+    written: Written,
+) -> Result<bool, SessionError> {
+    outbox.publish(written.dispatched, token).await?;
+    if !written.finished {
+        return Ok(false);
+    }
+    if let Some(last) = written.last {
+        consumer.ack_up_to(last).await?;
+    }
+    if written.wake_dispatcher {
+        shared.wake_dispatcher();
+    }
+    Ok(true)
+}
+
+/// After shutdown (or a batch cut short by it): publishes what every batch
+/// still in flight committed as `queued`, acknowledging none of them.
+async fn drain<F>(
+    outbox: &mut Outbox,
+    token: &CancellationToken,
+    mut in_flight: InFlight<F>,
+) -> Result<(), SessionError>
+where
+    F: Future<Output = Result<Written, SessionError>>,
+{
+    while !in_flight.is_empty() {
+        let written = in_flight.next().await?;
+        outbox.publish(written.dispatched, token).await?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ mod dispatcher;
 mod events;
 mod gauges;
 mod hearing;
+mod in_flight;
 mod intake;
 mod intake_workflows;
 mod metrics;

@@ -2,22 +2,18 @@
 //! apply every transition of the batch in one transaction, then acknowledge
 //! the batch with one multi-ack.
 //!
-//! Up to [`BATCHES_IN_FLIGHT`] batches are applied at once, each in its own
-//! transaction, so one batch's commit (a WAL flush) does not hold up the
-//! next; PostgreSQL flushes concurrent commits together. Acks still go out
-//! in delivery order: a batch is acknowledged only after every earlier one,
-//! so a multi-ack never covers a report that is not committed. Two batches
-//! may carry reports of the same attempt (Started, then Completed); every
-//! report is guarded by (state, attempt, lease), but order still matters (a
-//! checkpoint must land before the failure that retries from it), so a batch
-//! that reports on a job an earlier batch in flight also reports on waits
-//! for that batch first.
+//! Several batches are applied at once, each in its own transaction, and
+//! acknowledged in delivery order ([`crate::in_flight`]), so a multi-ack
+//! never covers a report that is not committed. Two batches may carry
+//! reports of the same attempt (Started, then Completed); every report is
+//! guarded by (state, attempt, lease), but order still matters (a
+//! checkpoint must land before the failure that retries from it), so a
+//! batch that reports on a job an earlier batch in flight also reports on
+//! waits for that batch first.
 
-use std::collections::{HashSet, VecDeque};
-use std::future::Future;
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warren_broker::{Consumer, Delivery, Session};
@@ -25,11 +21,9 @@ use warren_core::protocol::{decode, Report, ReportEnvelope};
 use warren_core::JobState;
 
 use crate::batch::{next_batch, with_db_retry, DbOutcome};
+use crate::in_flight::InFlight;
 use crate::session::SessionError;
 use crate::shared::Shared;
-
-/// Report batches applied concurrently.
-const BATCHES_IN_FLIGHT: usize = 3;
 
 /// Consumes `<ns>.reports` until the session ends.
 pub(crate) async fn run(
@@ -45,7 +39,7 @@ pub(crate) async fn run(
         // Wait for the oldest batch to end or, with room for another, for
         // the next batch. `next_batch` only awaits its first delivery,
         // which a dropped call leaves in the consumer.
-        let room = in_flight.len() < BATCHES_IN_FLIGHT;
+        let room = in_flight.has_room();
         let batch = tokio::select! {
             biased;
             settled = in_flight.next(), if !in_flight.is_empty() => {
@@ -71,51 +65,6 @@ pub(crate) async fn run(
             }
         }
         in_flight.push(jobs, handle(&shared, &token, readable));
-    }
-}
-
-/// Batches being applied, in delivery order, with the jobs each reports on.
-struct InFlight<F: Future> {
-    batches: FuturesOrdered<F>,
-    jobs: VecDeque<HashSet<Uuid>>,
-}
-
-impl<F: Future> Default for InFlight<F> {
-    fn default() -> Self {
-        Self {
-            batches: FuturesOrdered::new(),
-            jobs: VecDeque::new(),
-        }
-    }
-}
-
-impl<F: Future<Output = Result<Settled, SessionError>>> InFlight<F> {
-    fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
-    fn overlaps(&self, jobs: &HashSet<Uuid>) -> bool {
-        self.jobs.iter().any(|earlier| !earlier.is_disjoint(jobs))
-    }
-
-    fn push(&mut self, jobs: HashSet<Uuid>, batch: F) {
-        self.jobs.push_back(jobs);
-        self.batches.push_back(batch);
-    }
-
-    /// The oldest batch's outcome. Only called while batches are in flight.
-    async fn next(&mut self) -> Result<Settled, SessionError> {
-        let settled = self
-            .batches
-            .next()
-            .await
-            .expect("called only while batches are in flight");
-        self.jobs.pop_front();
-        settled
     }
 }
 
