@@ -123,13 +123,17 @@ impl Session {
         Ok(self.conn.create_channel().await?)
     }
 
-    /// A [`Publisher`] on a new channel in confirm mode.
+    /// A [`Publisher`] on a new channel in confirm mode. Fails with
+    /// [`BrokerError::Timeout`] if the broker does not answer in time.
     pub async fn publisher(&self) -> Result<Publisher, BrokerError> {
-        let channel = self.channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok(Publisher::new(channel))
+        within("opening a publisher", async {
+            let channel = self.channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok(Publisher::new(channel))
+        })
+        .await?
     }
 
     /// Consumes `queue` on a new channel with manual acks and at most
@@ -166,25 +170,34 @@ impl Session {
         batched: bool,
     ) -> Result<Consumer, BrokerError> {
         let (queue, tag) = (short(queue)?, short(tag)?);
-        let channel = self.channel().await?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
-        let inner = channel
-            .basic_consume(
-                queue,
-                tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // Bounded like a declaration: a consumer whose `basic.consume` is
+        // never answered (a queue still recovering after a broker restart)
+        // would otherwise leave its loop waiting while the rest of the
+        // session runs, and the queue unconsumed.
+        let (channel, inner) = within("opening a consumer", async {
+            let channel = self.channel().await?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await?;
+            let inner = channel
+                .basic_consume(
+                    queue,
+                    tag,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, BrokerError>((channel, inner))
+        })
+        .await??;
         Ok(Consumer::new(channel, inner, batched))
     }
 }
 
-/// Longest wait for the broker to answer a connection or a declaration. A
-/// broker that is still booting may accept TCP and never answer; without a
-/// bound, reconnecting would hang instead of retrying.
+/// Longest wait for the broker to answer a connection, a declaration or the
+/// opening of a consumer or publisher. A broker that is still booting may
+/// accept TCP and never answer; without a bound, reconnecting would hang
+/// instead of retrying.
 pub(crate) const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `step`, failing with [`BrokerError::Timeout`] after [`ANSWER_TIMEOUT`].
