@@ -55,14 +55,14 @@ async fn consume(
             biased;
             written = in_flight.next(), if !in_flight.is_empty() => {
                 if !land(shared, consumer, outbox, token, written?).await? {
-                    return drain(outbox, token, in_flight).await;
+                    return drain(shared, consumer, outbox, token, in_flight, false).await;
                 }
                 continue;
             }
             batch = next_batch(consumer, shared.config.batch_size, token, "intake"), if in_flight.has_room() => batch?,
         };
         let Some(batch) = batch else {
-            return drain(outbox, token, in_flight).await;
+            return drain(shared, consumer, outbox, token, in_flight, true).await;
         };
         let accepted = reject_unreadable(shared, batch).await?;
         let jobs: HashSet<Uuid> = accepted
@@ -73,7 +73,7 @@ async fn consume(
         // would only wait on the earlier one's row locks.
         while in_flight.overlaps(&jobs) {
             if !land(shared, consumer, outbox, token, in_flight.next().await?).await? {
-                return drain(outbox, token, in_flight).await;
+                return drain(shared, consumer, outbox, token, in_flight, false).await;
             }
         }
         in_flight.push(jobs, write(shared, token, accepted));
@@ -150,19 +150,28 @@ async fn land(
     Ok(true)
 }
 
-/// After shutdown (or a batch cut short by it): publishes what every batch
-/// still in flight committed as `queued`, acknowledging none of them.
+/// After shutdown: lands every batch still in flight, in order, while
+/// `acking` and each one was written whole; from the first one cut short
+/// on, only publishes what was committed as `queued` (the rest stays
+/// unacknowledged, and its redelivery creates nothing twice).
 async fn drain<F>(
+    shared: &Shared,
+    consumer: &Consumer,
     outbox: &mut Outbox,
     token: &CancellationToken,
     mut in_flight: InFlight<F>,
+    mut acking: bool,
 ) -> Result<(), SessionError>
 where
     F: Future<Output = Result<Written, SessionError>>,
 {
     while !in_flight.is_empty() {
         let written = in_flight.next().await?;
-        outbox.publish(written.dispatched, token).await?;
+        if acking {
+            acking = land(shared, consumer, outbox, token, written).await?;
+        } else {
+            outbox.publish(written.dispatched, token).await?;
+        }
     }
     Ok(())
 }
