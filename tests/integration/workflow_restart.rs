@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use warren_tests::{eventually, free_port, submit_workflow, ChildGuard, TestEnv, DEADLINE};
+use warren_tests::{
+    eventually, free_port, submit_workflow, wait_healthy, ChildGuard, TestEnv, DEADLINE,
+};
 
 /// The pipeline: one root, a fan-out of three, a join, and a tail.
 const STEPS: [(&str, &[&str]); 7] = [
@@ -52,18 +54,7 @@ async fn start_coordinator(env: &TestEnv) -> (ChildGuard, String) {
     let addr = format!("127.0.0.1:{}", free_port());
     let child = env.spawn_coordinator_process(&addr, &[]);
     let api = format!("http://{addr}");
-    let health = format!("{api}/health");
-    eventually("coordinator process healthy", DEADLINE, || {
-        let health = health.clone();
-        async move {
-            reqwest::get(&health)
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
-    .await;
+    wait_healthy(&api).await;
     (child, api)
 }
 

@@ -128,18 +128,7 @@ impl TestEnv {
                 .await
                 .expect("coordinator runs");
         });
-        let health = format!("{api_url}/health");
-        eventually("coordinator healthy", DEADLINE, || {
-            let health = health.clone();
-            async move {
-                reqwest::get(&health)
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
+        crate::wait_healthy(&api_url).await;
         CoordinatorHandle {
             api_url,
             stop,

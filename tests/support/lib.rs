@@ -31,5 +31,5 @@ pub use net::free_port;
 pub use processes::{binary, ChildGuard};
 pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use tap::{RawMessage, Tap};
-pub use wait::{eventually, DEADLINE};
+pub use wait::{eventually, wait_healthy, DEADLINE};
 pub use workflows::{api_json, step, submit_workflow, wait_workflow, workflow_view};

@@ -24,3 +24,17 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until the coordinator at `api_url` answers `/health` with success
+/// (its database and broker session are both up).
+pub async fn wait_healthy(api_url: &str) {
+    let health = format!("{api_url}/health");
+    eventually("coordinator healthy", DEADLINE, || async {
+        reqwest::get(&health)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
+}
