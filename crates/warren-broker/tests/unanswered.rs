@@ -72,7 +72,7 @@ async fn a_consumer_the_broker_never_answers_fails_the_session_in_bounded_time()
     config.queue_type = QueueType::Quorum;
     config.queue_expires = Some(Duration::from_secs(600));
     let direct = config.clone();
-    config.url = relayed_url(&relayed);
+    config.url = relayed.to_string();
 
     let session = Session::connect(&config).await.expect("connect via relay");
     session.declare_core().await.expect("declare core");
@@ -95,21 +95,4 @@ async fn a_consumer_the_broker_never_answers_fails_the_session_in_bounded_time()
     let cleanup = Session::connect(&direct).await.expect("connect directly");
     cleanup.delete_namespace(&[JOBS]).await.expect("delete");
     cleanup.close().await;
-}
-
-/// `uri` as a URL string (user, password, host, port, vhost).
-fn relayed_url(uri: &AMQPUri) -> String {
-    let vhost = if uri.vhost == "/" {
-        "%2f".to_string()
-    } else {
-        uri.vhost.clone()
-    };
-    format!(
-        "amqp://{}:{}@{}:{}/{}",
-        uri.authority.userinfo.username,
-        uri.authority.userinfo.password,
-        uri.authority.host,
-        uri.authority.port,
-        vhost
-    )
 }

@@ -39,7 +39,6 @@ pub(crate) async fn run(
         // Wait for the oldest batch to end or, with room for another, for
         // the next batch. `next_batch` only awaits its first delivery,
         // which a dropped call leaves in the consumer.
-        let room = in_flight.has_room();
         let batch = tokio::select! {
             biased;
             settled = in_flight.next(), if !in_flight.is_empty() => {
@@ -48,7 +47,7 @@ pub(crate) async fn run(
                 }
                 continue;
             }
-            batch = next_batch(&mut consumer, shared.config.batch_size, &token, "reports"), if room => batch?,
+            batch = next_batch(&mut consumer, shared.config.batch_size, &token, "reports"), if in_flight.has_room() => batch?,
         };
         let Some(batch) = batch else { return Ok(()) };
         let readable = reject_unreadable(&shared, batch).await?;
