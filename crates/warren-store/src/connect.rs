@@ -11,6 +11,10 @@ use crate::{Store, StoreError};
 /// How long a caller waits for a free connection of any pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A pooled connection idle for longer than this is pinged before it is
+/// handed out; one used more recently is not (see [`pool_options`]).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Settings every connection carries in its startup packet.
 ///
 /// `jit = off`: Warren's statements are short index-driven reads and
@@ -70,9 +74,7 @@ impl Store {
             .log_statements(tracing::log::LevelFilter::Trace)
             .options(SESSION_SETTINGS);
         ensure_database(&options).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = pool_options(config.max_connections)
             .connect_with(options)
             .await?;
         let mut migrator = sqlx::migrate!("../../migrations");
@@ -94,10 +96,33 @@ pub(crate) fn side_pool(pool: &PgPool, max_connections: u32, settings: &[(&str, 
     if !settings.is_empty() {
         options = options.options(settings.iter().copied());
     }
+    pool_options(max_connections).connect_lazy_with(options)
+}
+
+/// Options shared by every pool.
+///
+/// sqlx pings a connection (a `Sync` round trip) when it goes back to the
+/// pool and, by default, again before handing it out. The second ping was
+/// a round trip in front of every hot-path statement (about 0.1 ms of the
+/// 0.3 ms between a delivery and its INSERT or UPDATE at 100 jobs/s), to
+/// check a connection checked moments before. Only connections idle for
+/// longer than [`PING_IF_IDLE_FOR`] are pinged now. One that died in the
+/// meantime (a database restart) fails its statement with a transient
+/// error, which every consuming loop retries (`with_db_retry`), and is
+/// then discarded.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_lazy_with(options)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Connects to the server's `postgres` database and creates ours if absent.

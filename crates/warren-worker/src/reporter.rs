@@ -127,6 +127,9 @@ impl Reporter {
                     None => outgoing_open = false,
                 },
             }
+            // Let the attempts that are ready to end (tasks delivered
+            // together, ending together) add their reports first.
+            tokio::task::yield_now().await;
             while envelope.reports.len() < MAX_REPORTS_PER_ENVELOPE
                 && envelope.bytes < self.max_bytes / 2
             {
