@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: start one coordinator and one worker (release builds) against
 # the local PostgreSQL and RabbitMQ, run `warren bench` for throughput (as
-# fast as possible) and for latency (at a fixed rate), print the summary
-# lines, and stop what it started. Every transition is committed (the
-# durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
+# fast as possible) and for latency (at a fixed rate, from four clients and
+# from one), print the summary lines, and stop what it started. Every
+# transition is committed (the durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
 # BENCH_RATE_JOBS, BENCH_CONCURRENCY (default 256), BENCH_WORKERS (worker processes),
 # BENCH_COORDINATORS (coordinator processes, default 1; each its own HTTP port),
 # BENCH_RETAINED (terminal jobs loaded into the table first, to measure
@@ -113,6 +113,8 @@ rss() { # each coordinator's resident memory
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
 echo "throughput: $jobs no-op jobs, as fast as possible ($coordinators coordinator(s), $workers worker(s), concurrency $concurrency each)"
 "$bin/warren" bench --jobs "$jobs"
-echo "latency: $rate_jobs no-op jobs at $rate jobs/s"
+echo "latency: $rate_jobs no-op jobs at $rate jobs/s from 4 clients (their envelopes reach the broker together)"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
+echo "latency: $rate_jobs no-op jobs at $rate jobs/s from one client"
+"$bin/warren" bench --jobs "$rate_jobs" --rate "$rate" --submitters 1
 echo "coordinator RSS: $(rss)"
