@@ -10,7 +10,9 @@
 # throughput against a large history) and BENCH_PENDING (pending jobs on a
 # queue no worker consumes, to measure coordinator memory with a backlog),
 # BENCH_BIN (directory of the binaries, default target/release; lets paired
-# before/after runs alternate between two builds).
+# before/after runs alternate between two builds), BENCH_TRACE=1 (one more
+# run read off the wire into per-stage medians; needs tcpdump and python3)
+# and BENCH_TRACE_JOBS (its jobs, default 1,000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -118,3 +120,36 @@ echo "latency: $rate_jobs no-op jobs at $rate jobs/s from 4 clients (their envel
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s from one client"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate" --submitters 1
 echo "coordinator RSS: $(rss)"
+
+# BENCH_TRACE=1: one more latency run, one job every 10 ms from one client,
+# captured on the loopback interface; deploy/local/wire_stages.py reads the
+# capture into per-stage medians (see BENCHMARKS.md, "The wire, read").
+if [[ ${BENCH_TRACE:-0} == 1 ]]; then
+    for tool in tcpdump ss python3; do
+        command -v "$tool" >/dev/null || { echo "bench: BENCH_TRACE needs $tool (apt-get install tcpdump iproute2 python3)" >&2; exit 1; }
+    done
+    trace_jobs=${BENCH_TRACE_JOBS:-1000}
+    echo "wire trace: $trace_jobs no-op jobs at 100 jobs/s from one client, captured on lo"
+    tcpdump -i lo -nn -s 128 -w "$logs/trace.pcap" 'tcp port 5672 or tcp port 5432' 2>"$logs/tcpdump.log" &
+    tcpdump_pid=$!
+    deadline=$((SECONDS + 10))
+    until grep -q "listening on" "$logs/tcpdump.log"; do
+        (( SECONDS < deadline )) || { echo "bench: tcpdump did not start; see $logs/tcpdump.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    "$bin/warren" bench --jobs "$trace_jobs" --rate 100 --submitters 1 >"$logs/trace-bench.log" &
+    trace_pid=$!
+    # Name the connections while the bench's own is open.
+    deadline=$((SECONDS + 10))
+    until ss -tnp | grep -q "pid=$trace_pid,"; do
+        (( SECONDS < deadline )) || { echo "bench: the traced run never connected" >&2; exit 1; }
+        sleep 0.05
+    done
+    ss -tnp >"$logs/trace-sockets.txt"
+    wait "$trace_pid"
+    tail -n 1 "$logs/trace-bench.log"
+    kill -INT "$tcpdump_pid"
+    wait "$tcpdump_pid" 2>/dev/null || true
+    tcpdump -nn -tt -r "$logs/trace.pcap" 2>/dev/null >"$logs/trace-packets.txt"
+    python3 deploy/local/wire_stages.py "$logs/trace-packets.txt" "$logs/trace-sockets.txt"
+fi
