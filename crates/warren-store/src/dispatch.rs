@@ -86,6 +86,11 @@ pub struct ClaimOutcome {
 /// Whether any unpaused queue has a due job (`pending` or `retrying` with
 /// `run_at <= now()`): ten index probes per queue (one per priority) on
 /// `jobs_queue_dispatch_idx`, on the generic-plan pool ([`Store::any_due`]).
+/// Each probe asks for the oldest due job (`ORDER BY run_at`), which that
+/// index yields without a sort: without the order, a generic plan made
+/// while `jobs` held a few rows and no statistics probed
+/// `jobs_queue_state_idx` instead, reading every job of the queue (4–21 ms
+/// per probe, ten probes a second, after 10,000 jobs of a benchmark).
 /// The claim is planned afresh on every call (about 2.5 ms of planning, 1 ms
 /// of execution on a small machine) and the dispatcher polls every
 /// `WARREN_POLL_INTERVAL`, so an idle coordinator, or one whose jobs all go
@@ -97,7 +102,7 @@ pub(crate) const ANY_DUE: &str = "SELECT EXISTS (
       CROSS JOIN LATERAL (SELECT 1 FROM jobs j
                            WHERE j.queue = q.name AND j.priority = p.priority::int2
                              AND j.state IN ('pending', 'retrying') AND j.run_at <= now()
-                           LIMIT 1) d
+                           ORDER BY j.run_at LIMIT 1) d
       WHERE NOT q.paused)";
 
 /// Locks the rows of the unpaused queues that have a cap or a rate limit;

@@ -2,7 +2,7 @@
 //! `jobs` through its primary key only (and of the dispatcher's due-job
 //! probe, through `jobs_queue_dispatch_idx` only). Checked under a generic plan (the
 //! generic-plan pool's settings) on a young table that was never analyzed,
-//! and under a generic and a custom plan on a table whose statistics say
+//! empty and holding a few rows, and under a generic and a custom plan on a table whose statistics say
 //! every job is `completed` while thousands are in flight. (A custom plan
 //! on a young table may scan it: it is planned again on every execution,
 //! so it follows the table's growth.)
@@ -179,6 +179,24 @@ async fn keyed_updates_reach_jobs_by_primary_key_whatever_the_statistics() {
 
     // A young table, never analyzed (a new deployment, or `make bench`).
     let mut wrong = check_all(&mut conn, "never-analyzed table", &[true]).await;
+
+    // The same with a few rows in it: the generic-plan pool opens its
+    // connections as load grows, each planning afresh, so plans are also
+    // made after the first jobs went in and before any ANALYZE.
+    sqlx::raw_sql(
+        "SET session_replication_role = replica;
+         TRUNCATE jobs CASCADE;
+         INSERT INTO jobs (id, queue, task_type, state, max_attempts, retry_base_ms, retry_factor,
+                           retry_max_ms, retry_jitter, lease, attempt, finished_at)
+         SELECT gen_random_uuid(), 'q', 't', 'completed', 3, 1000, 2, 60000, 0.1,
+                gen_random_uuid(), 1, now()
+           FROM generate_series(1, 50) i;
+         RESET session_replication_role;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("a few rows");
+    wrong.extend(check_all(&mut conn, "a few rows, never analyzed", &[true]).await);
 
     // Statistics taken while every job was completed, then thousands in
     // flight or blocked: the partial indexes on those states look empty.
