@@ -63,6 +63,10 @@ struct Args {
     /// RabbitMQ queue type: quorum or classic.
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
+    /// Threads of the async runtime: 1 runs every loop on one thread (an
+    /// event loop: each hand-off between loops stays on it), 0 one per core.
+    #[arg(long, env = "WARREN_RUNTIME_THREADS", default_value_t = 1)]
+    runtime_threads: usize,
     /// Concurrent Server-Sent Events streams (/v1/events); more get 503.
     #[arg(long, env = "WARREN_MAX_EVENT_STREAMS", default_value_t = DEFAULT_MAX_EVENT_STREAMS)]
     max_event_streams: usize,
@@ -128,23 +132,44 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Args::parse().into_config();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    match run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let args = Args::parse();
+    let runtime = match runtime(args.runtime_threads) {
+        Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!(error = %e, "coordinator failed");
-            std::process::ExitCode::FAILURE
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
         }
+    };
+    let config = args.into_config();
+    let shutdown = CancellationToken::new();
+    runtime.block_on(async move {
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match run(config, shutdown).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "coordinator failed");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The async runtime: one thread, or `threads` (0: one per core).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if threads > 1 {
+        builder.worker_threads(threads);
     }
+    builder.enable_all().build()
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

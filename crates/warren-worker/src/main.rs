@@ -55,16 +55,26 @@ struct Args {
     /// RabbitMQ queue type: quorum or classic (must match the coordinator).
     #[arg(long, env = "WARREN_QUEUE_TYPE", default_value = "quorum")]
     queue_type: QueueType,
+    /// Threads of the async runtime: 1 runs every job and loop on one
+    /// thread (the built-in task types only wait), 0 one per core.
+    #[arg(long, env = "WARREN_RUNTIME_THREADS", default_value_t = 1)]
+    runtime_threads: usize,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
+    let runtime = match runtime(args.runtime_threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let mut broker = BrokerConfig::new(args.amqp_url, args.namespace);
     broker.queue_type = args.queue_type;
     broker.queue_expires = args.queue_expires;
@@ -78,14 +88,28 @@ async fn main() -> std::process::ExitCode {
     config.coalesce_window = args.coalesce_window;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    match run(config, Registry::with_builtins(), shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "worker failed");
-            std::process::ExitCode::FAILURE
+    runtime.block_on(async move {
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match run(config, Registry::with_builtins(), shutdown).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "worker failed");
+                std::process::ExitCode::FAILURE
+            }
         }
+    })
+}
+
+/// The async runtime: one thread, or `threads` (0: one per core).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if threads > 1 {
+        builder.worker_threads(threads);
     }
+    builder.enable_all().build()
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.
