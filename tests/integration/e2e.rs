@@ -136,6 +136,11 @@ async fn binaries_and_cli_run_jobs_end_to_end() {
         metric_value(&worker_metrics, echo_done) >= Some(2.0),
         "{worker_metrics}"
     );
+    assert!(
+        metric_value(&worker_metrics, "process_cpu_seconds_total").is_some()
+            && metric_value(&worker_metrics, "process_resident_memory_bytes") > Some(0.0),
+        "{worker_metrics}"
+    );
 
     coordinator.signal("TERM");
     assert_eq!(

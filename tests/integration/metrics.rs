@@ -47,12 +47,17 @@ async fn coordinator_metrics_cover_the_lifecycle() {
         "warren_stale_reports_total",
         "warren_rejected_messages_total",
         "warren_rescued_jobs_total",
+        "process_cpu_seconds_total",
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {family} counter")),
             "missing family {family}"
         );
     }
+    assert!(
+        metrics.contains("# TYPE process_resident_memory_bytes gauge"),
+        "missing the process metrics"
+    );
     assert!(
         !metrics.contains("warren_jobs{queue=\"default\",state=\"completed\"}"),
         "terminal states are not counted by the gauges"

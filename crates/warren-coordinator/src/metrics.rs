@@ -1,6 +1,8 @@
 //! Prometheus metrics of the coordinator. Labels are bounded (queue, task
-//! type, state, reason) — never a job id.
+//! type, state, reason) — never a job id. The standard `process_*` metrics
+//! (CPU seconds, resident memory, open files, threads) come along.
 
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -174,6 +176,9 @@ impl Metrics {
             Box::new(workers_alive.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
+            // process_cpu_seconds_total, process_resident_memory_bytes, ...
+            // (one runtime thread by default: CPU near 1 s/s is its ceiling).
+            Box::new(ProcessCollector::for_self()),
         ] {
             registry.register(metric).expect("unique metric");
         }

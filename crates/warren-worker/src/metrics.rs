@@ -1,5 +1,7 @@
-//! Prometheus metrics of a worker (bounded labels only).
+//! Prometheus metrics of a worker (bounded labels only), with the
+//! standard `process_*` metrics (CPU seconds, resident memory, threads).
 
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -57,6 +59,7 @@ impl WorkerMetrics {
             Box::new(running.clone()),
             Box::new(rejected.clone()),
             Box::new(connected.clone()),
+            Box::new(ProcessCollector::for_self()),
         ] {
             registry.register(metric).expect("unique metric");
         }
