@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: start one coordinator and one worker (release builds) against
-# the local PostgreSQL and RabbitMQ, run `warren bench` for throughput (as
+# the local PostgreSQL and RabbitMQ, measure the machine's ceilings (`warren
+# bench --ceilings`), run `warren bench` for throughput (as
 # fast as possible) and for latency (at a fixed rate, from four clients and
 # from one), print the summary lines, and stop what it started. Every
 # transition is committed (the durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
@@ -113,6 +114,8 @@ rss() { # each coordinator's resident memory
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rabbitmqctl -q version 2>/dev/null | head -1 | sed 's/^/RabbitMQ /'); $(psql -X -At -h 127.0.0.1 -U postgres -d postgres -c 'show server_version' | sed 's/^/PostgreSQL /')"
+echo "ceilings: the broker and the database alone (what Warren's figures compare with)"
+"$bin/warren" bench --ceilings --jobs 20000
 echo "throughput: $jobs no-op jobs, as fast as possible ($coordinators coordinator(s), $workers worker(s), concurrency $concurrency each)"
 "$bin/warren" bench --jobs "$jobs"
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s from 4 clients (their envelopes reach the broker together)"

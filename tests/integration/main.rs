@@ -3,6 +3,7 @@
 
 mod approval;
 mod auth;
+mod bench;
 mod cancel;
 mod cleanup;
 mod cli_json;

@@ -6,6 +6,7 @@
 //! latency percentiles. Completion is read from the jobs table (the
 //! durable record), so a job only counts once its terminal state is committed.
 
+pub mod ceilings;
 mod report;
 mod submit;
 
@@ -46,6 +47,12 @@ pub enum BenchError {
     /// Reading progress from the database failed.
     #[error("database error: {0}")]
     Store(#[from] warren_store::StoreError),
+    /// The broker probe of `--ceilings` failed.
+    #[error("broker error: {0}")]
+    Broker(#[from] warren_broker::BrokerError),
+    /// The database probe of `--ceilings` failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
     /// Nothing to do.
     #[error("invalid benchmark: {0}")]
     Invalid(String),

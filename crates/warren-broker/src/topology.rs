@@ -169,6 +169,32 @@ impl Session {
         Ok(())
     }
 
+    /// Declares a standalone queue of the configured type with the work
+    /// queues' arguments, reached through the default exchange (routing
+    /// key = its name): a scratch queue for measuring the broker itself
+    /// (`warren bench --ceilings`). Delete it with [`Session::delete_queue`].
+    pub async fn declare_scratch_queue(&self, name: &str) -> Result<(), BrokerError> {
+        within("declaring a scratch queue", async {
+            let ch = self.channel().await?;
+            self.work_queue(&ch, name).await?;
+            close(ch).await;
+            Ok(())
+        })
+        .await?
+    }
+
+    /// Deletes one queue and its messages; deleting a missing queue is not an error.
+    pub async fn delete_queue(&self, name: &str) -> Result<(), BrokerError> {
+        within("deleting a queue", async {
+            let ch = self.channel().await?;
+            ch.queue_delete(short(name)?, QueueDeleteOptions::default())
+                .await?;
+            close(ch).await;
+            Ok(())
+        })
+        .await?
+    }
+
     /// Declares a durable queue of the configured type (submit, reports, tasks).
     async fn work_queue(&self, ch: &Channel, name: &str) -> Result<(), BrokerError> {
         let args = queue_args(self.config(), QueueRole::Work);

@@ -130,7 +130,7 @@ pub(crate) enum Command {
 /// `warren bench`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchArgs {
-    /// Number of jobs.
+    /// Number of jobs (with --ceilings: messages through the broker).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) jobs: usize,
     /// Queue (a worker must consume it).
@@ -142,7 +142,7 @@ pub(crate) struct BenchArgs {
     /// Payload of every job (JSON).
     #[arg(long, default_value = "{}")]
     pub(crate) payload: String,
-    /// Submitter connections.
+    /// Submitter connections (with --ceilings: publishing connections).
     #[arg(long, default_value_t = 4)]
     pub(crate) submitters: usize,
     /// Jobs per Submit envelope.
@@ -154,6 +154,12 @@ pub(crate) struct BenchArgs {
     /// Give up waiting after this long.
     #[arg(long, default_value = "10m", value_parser = warren_core::parse_duration)]
     pub(crate) deadline: std::time::Duration,
+    /// Measure the machine instead of Warren: the broker's confirmed
+    /// messages/s through one scratch queue and the database's durable
+    /// commits/s and rows/s in a scratch table from 16 connections (both
+    /// removed afterwards). No coordinator or worker is needed.
+    #[arg(long)]
+    pub(crate) ceilings: bool,
     /// Database of the deployment, read for results.
     #[arg(
         long,

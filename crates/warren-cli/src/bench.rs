@@ -3,7 +3,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use warren_bench::ceilings::CeilingsConfig;
 use warren_bench::{BenchConfig, BenchReport};
 use warren_store::{Store, StoreConfig};
 
@@ -13,6 +15,9 @@ use crate::failure::CliError;
 
 /// Runs the benchmark; exits 1 if any job failed or was lost.
 pub(crate) async fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode, CliError> {
+    if args.ceilings {
+        return ceilings(ctx, &args).await;
+    }
     let payload = serde_json::from_str(&args.payload)
         .map_err(|e| CliError::general(format!("--payload is not JSON: {e}")))?;
     let config = BenchConfig {
@@ -58,4 +63,34 @@ pub(crate) async fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode, CliE
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--ceilings`: the machine's broker and database, measured alone.
+async fn ceilings(ctx: &Context, args: &BenchArgs) -> Result<ExitCode, CliError> {
+    let config = CeilingsConfig {
+        messages: args.jobs,
+        publishers: args.submitters.max(1),
+        connections: 16,
+        db_time: Duration::from_secs(3),
+    };
+    eprintln!(
+        "measuring the broker ({} messages) and the database (3 s each probe)",
+        config.messages
+    );
+    let found = warren_bench::ceilings::measure(&config, &ctx.broker(), &args.database_url)
+        .await
+        .map_err(|e| CliError::general(e.to_string()))?;
+    if ctx.json() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "broker_confirmed_per_s": found.broker_per_s,
+                "db_commits_per_s": found.commits_per_s,
+                "db_rows_per_s": found.rows_per_s,
+            })
+        );
+    } else {
+        println!("{found}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

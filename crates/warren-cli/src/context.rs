@@ -43,11 +43,16 @@ impl Context {
         Ok(ApiClient::new(&self.global.api_url, token)?)
     }
 
-    /// Connects a submitter to the broker.
-    pub(crate) async fn submitter(&self) -> Result<Submitter, CliError> {
+    /// The broker settings of the global options.
+    pub(crate) fn broker(&self) -> BrokerConfig {
         let mut config = BrokerConfig::new(&self.global.amqp_url, &self.global.namespace);
         config.queue_type = self.global.queue_type;
         config.queue_expires = self.global.queue_expires;
-        Ok(Submitter::connect_with(config).await?)
+        config
+    }
+
+    /// Connects a submitter to the broker.
+    pub(crate) async fn submitter(&self) -> Result<Submitter, CliError> {
+        Ok(Submitter::connect_with(self.broker()).await?)
     }
 }
