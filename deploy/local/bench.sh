@@ -7,6 +7,8 @@
 # transition is committed (the durable lifecycle is always on). Tunables: BENCH_JOBS, BENCH_RATE,
 # BENCH_RATE_JOBS, BENCH_CONCURRENCY (default 256), BENCH_WORKERS (worker processes),
 # BENCH_COORDINATORS (coordinator processes, default 1; each its own HTTP port),
+# BENCH_PRIMARY=1 (the first coordinator gets WARREN_CONSUMER_PRIORITY=10,
+# so it takes intake and reports whole while the others stand by),
 # BENCH_RETAINED (terminal jobs loaded into the table first, to measure
 # throughput against a large history) and BENCH_PENDING (pending jobs on a
 # queue no worker consumes, to measure coordinator memory with a backlog),
@@ -62,7 +64,9 @@ trap cleanup EXIT INT TERM
 for ((i = 0; i < coordinators; i++)); do
     log=coordinator.log
     (( i == 0 )) || log=coordinator-$((i + 1)).log
-    WARREN_HTTP_ADDR="127.0.0.1:$((port + i))" "$bin/warren-coordinator" >"$logs/$log" 2>&1 &
+    priority=0
+    (( i == 0 && ${BENCH_PRIMARY:-0} == 1 )) && priority=10
+    WARREN_CONSUMER_PRIORITY=$priority WARREN_HTTP_ADDR="127.0.0.1:$((port + i))" "$bin/warren-coordinator" >"$logs/$log" 2>&1 &
     pids+=($!)
 done
 for ((i = 1; i <= workers; i++)); do

@@ -11,7 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use lapin::{
     options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
-    types::FieldTable,
+    types::{AMQPValue, FieldTable},
     uri::AMQPUri,
     Channel, Connection, ConnectionProperties,
 };
@@ -145,7 +145,23 @@ impl Session {
         prefetch: u16,
         tag: &str,
     ) -> Result<Consumer, BrokerError> {
-        self.open_consumer(queue, prefetch, tag, false).await
+        self.open_consumer(queue, prefetch, tag, false, 0).await
+    }
+
+    /// Like [`Session::consume`], with a consumer priority (`x-priority`):
+    /// the broker delivers to the highest-priority consumer of the queue
+    /// that has room in its prefetch, and to lower ones only while every
+    /// higher one is full or gone. Consumers of equal priority share
+    /// round-robin; 0 is the broker's default.
+    pub async fn consume_with_priority(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+        priority: i32,
+    ) -> Result<Consumer, BrokerError> {
+        self.open_consumer(queue, prefetch, tag, false, priority)
+            .await
     }
 
     /// Like [`Session::consume`], with acks sent in bulk: [`Delivery::ack`](crate::Delivery::ack)
@@ -159,7 +175,7 @@ impl Session {
         prefetch: u16,
         tag: &str,
     ) -> Result<Consumer, BrokerError> {
-        self.open_consumer(queue, prefetch, tag, true).await
+        self.open_consumer(queue, prefetch, tag, true, 0).await
     }
 
     async fn open_consumer(
@@ -168,8 +184,13 @@ impl Session {
         prefetch: u16,
         tag: &str,
         batched: bool,
+        priority: i32,
     ) -> Result<Consumer, BrokerError> {
         let (queue, tag) = (short(queue)?, short(tag)?);
+        let mut arguments = FieldTable::default();
+        if priority != 0 {
+            arguments.insert("x-priority".into(), AMQPValue::LongInt(priority));
+        }
         // Bounded like a declaration: a consumer whose `basic.consume` is
         // never answered (a queue still recovering after a broker restart)
         // would otherwise leave its loop waiting while the rest of the
@@ -180,12 +201,7 @@ impl Session {
                 .basic_qos(prefetch, BasicQosOptions::default())
                 .await?;
             let inner = channel
-                .basic_consume(
-                    queue,
-                    tag,
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
+                .basic_consume(queue, tag, BasicConsumeOptions::default(), arguments)
                 .await?;
             Ok::<_, BrokerError>((channel, inner))
         })

@@ -82,6 +82,12 @@ pub struct CoordinatorConfig {
     /// Tail reads buffered per SSE stream; a stream further behind catches
     /// up from the database instead.
     pub event_stream_buffer: usize,
+    /// This coordinator's consumer priority on the submit and reports
+    /// queues (`x-priority`). The broker hands every envelope to the
+    /// highest-priority coordinator with room in its prefetch, so one
+    /// coordinator given a higher value takes the stream whole while the
+    /// others stand by; equal values (the default 0) share round-robin.
+    pub consumer_priority: i32,
 }
 
 impl CoordinatorConfig {
@@ -104,6 +110,7 @@ impl CoordinatorConfig {
             retention: Retention::default(),
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             event_stream_buffer: DEFAULT_EVENT_STREAM_BUFFER,
+            consumer_priority: 0,
         }
     }
 
@@ -177,6 +184,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("batch_size", &self.batch_size)
             .field("dispatch_window", &self.dispatch_window)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("consumer_priority", &self.consumer_priority)
             .finish_non_exhaustive()
     }
 }

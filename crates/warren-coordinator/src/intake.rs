@@ -35,7 +35,10 @@ pub(crate) async fn run(
 ) -> Result<(), SessionError> {
     let queue = shared.config.broker.names().submit_queue();
     let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
-    let mut consumer = session.consume(&queue, prefetch, "warren-intake").await?;
+    let priority = shared.config.consumer_priority;
+    let mut consumer = session
+        .consume_with_priority(&queue, prefetch, "warren-intake", priority)
+        .await?;
     let mut outbox = Outbox::open(shared.clone(), session.clone()).await?;
     let result = consume(&shared, &mut consumer, &mut outbox, &token).await;
     outbox.finish(result).await

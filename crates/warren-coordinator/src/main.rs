@@ -73,6 +73,16 @@ struct Args {
     /// Tail reads buffered per SSE stream before a slow one re-reads the database.
     #[arg(long, env = "WARREN_EVENT_STREAM_BUFFER", default_value_t = DEFAULT_EVENT_STREAM_BUFFER)]
     event_stream_buffer: usize,
+    /// Consumer priority on the submit and reports queues (x-priority): the
+    /// coordinator with the highest takes every envelope it has room for,
+    /// the others stand by; equal values share round-robin.
+    #[arg(
+        long,
+        env = "WARREN_CONSUMER_PRIORITY",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    consumer_priority: i32,
     /// PostgreSQL pool size.
     #[arg(long, env = "WARREN_DB_POOL_SIZE", default_value_t = 10)]
     db_pool_size: u32,
@@ -128,6 +138,7 @@ impl Args {
             },
             max_event_streams: self.max_event_streams,
             event_stream_buffer: self.event_stream_buffer,
+            consumer_priority: self.consumer_priority,
         }
     }
 }

@@ -33,7 +33,10 @@ pub(crate) async fn run(
 ) -> Result<(), SessionError> {
     let queue = shared.config.broker.names().reports_queue();
     let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
-    let mut consumer = session.consume(&queue, prefetch, "warren-reports").await?;
+    let priority = shared.config.consumer_priority;
+    let mut consumer = session
+        .consume_with_priority(&queue, prefetch, "warren-reports", priority)
+        .await?;
     let mut in_flight = InFlight::default();
     loop {
         // Wait for the oldest batch to end or, with room for another, for
