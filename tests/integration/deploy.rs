@@ -149,6 +149,11 @@ impl Exported {
                 let previous = labels.insert(name.clone(), own.into_iter().collect());
                 assert!(previous.is_none(), "{name} defined twice");
             }
+            if code.contains("ProcessCollector::for_self()") {
+                for name in PROCESS_METRICS {
+                    labels.entry(name.to_owned()).or_default();
+                }
+            }
         }
         Self { labels, histograms }
     }
@@ -174,6 +179,19 @@ impl Exported {
         labels
     }
 }
+
+/// What the prometheus crate's `ProcessCollector` exports (Linux), without
+/// labels of its own.
+const PROCESS_METRICS: [&str; 8] = [
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
 
 /// `WARREN_*` variables a binary reads (its clap `env = "…"` attributes).
 fn env_vars_read_by(binary: &str) -> BTreeSet<String> {
@@ -209,6 +227,8 @@ fn metric_definitions_are_parsed_from_source() {
         Some("warren_run_seconds")
     );
     assert_eq!(exported.metric_of("warren_jobs_bucket"), None);
+    // Both binaries register the process collector.
+    assert!(labels("process_cpu_seconds_total").is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -330,7 +350,7 @@ fn parse_promql(expr: &str) -> Refs {
             i = close + 1;
             continue;
         }
-        if word.starts_with("warren_") {
+        if word.starts_with("warren_") || word.starts_with("process_") {
             refs.selectors.push(Selector {
                 series: word,
                 matchers: Vec::new(),
@@ -508,6 +528,7 @@ fn alert_rules_use_exported_metrics_and_labels() {
         "WarrenStaleReports",
         "WarrenMessagesRejected",
         "WarrenBrokerDisconnected",
+        "WarrenCoordinatorCpuSaturated",
     ] {
         assert!(names.contains(expected), "missing alert {expected}");
     }
@@ -517,6 +538,7 @@ fn alert_rules_use_exported_metrics_and_labels() {
         "warren_stale_reports_total",
         "warren_rejected_messages_total",
         "warren_broker_connected",
+        "process_cpu_seconds_total",
     ] {
         assert!(
             checker.metrics_used.contains(metric),
@@ -576,6 +598,8 @@ fn dashboard_queries_use_exported_metrics_and_labels() {
         "warren_worker_running",
         "warren_worker_jobs_total",
         "warren_events_lag",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
     ] {
         assert!(
             checker.metrics_used.contains(metric),
