@@ -34,6 +34,9 @@ pub struct BenchConfig {
     pub batch: usize,
     /// Target submission rate in jobs/s (None: as fast as possible).
     pub rate: Option<f64>,
+    /// At a rate, start the submitters' envelope clocks spread over one
+    /// interval (as independent clients would be) instead of together.
+    pub stagger: bool,
     /// Give up waiting for completion after this long.
     pub deadline: Duration,
 }

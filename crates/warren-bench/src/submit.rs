@@ -29,7 +29,14 @@ pub(crate) async fn submit_all(
         let config = config.clone();
         let rate = config.rate.map(|r| r / count as f64);
         tasks.push(tokio::spawn(async move {
-            let result = submit_share(&config, &submitter, share, rate).await;
+            // Staggered, submitter i starts i/count of an envelope interval
+            // late, as independent clients would; otherwise all tick together.
+            let phase = if config.stagger {
+                index as f64 / count as f64
+            } else {
+                0.0
+            };
+            let result = submit_share(&config, &submitter, share, rate, phase).await;
             submitter.close().await;
             result
         }));
@@ -46,6 +53,7 @@ async fn submit_share(
     submitter: &Submitter,
     share: usize,
     rate: Option<f64>,
+    phase: f64,
 ) -> Result<Vec<Submitted>, BenchError> {
     // At a target rate, send small envelopes often (one per ~10 ms) so
     // latency is measured per job, not per large batch.
@@ -54,7 +62,9 @@ async fn submit_share(
         None => config.batch,
     };
     let mut ticker = rate.map(|rate| {
-        let mut interval = tokio::time::interval(Duration::from_secs_f64(batch as f64 / rate));
+        let period = Duration::from_secs_f64(batch as f64 / rate);
+        let start = tokio::time::Instant::now() + period.mul_f64(phase);
+        let mut interval = tokio::time::interval_at(start, period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval
     });

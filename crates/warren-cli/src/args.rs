@@ -151,6 +151,10 @@ pub(crate) struct BenchArgs {
     /// Target rate in jobs/s (default: as fast as possible).
     #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// With --rate: spread the submitters' envelopes over each interval, as
+    /// independent clients send, instead of all at the same instant.
+    #[arg(long)]
+    pub(crate) stagger: bool,
     /// Give up waiting after this long.
     #[arg(long, default_value = "10m", value_parser = warren_core::parse_duration)]
     pub(crate) deadline: std::time::Duration,

@@ -27,6 +27,7 @@ pub(crate) async fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode, CliE
         payload,
         batch: args.batch,
         rate: args.rate,
+        stagger: args.stagger,
         deadline: args.deadline,
     };
     let store = Store::connect_and_migrate(&StoreConfig {
