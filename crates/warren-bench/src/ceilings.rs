@@ -38,6 +38,8 @@ const WINDOWS_IN_FLIGHT: usize = 4;
 /// Deliveries the consumer may hold, and how often it acks them in bulk.
 const PREFETCH: u16 = 1_000;
 const ACK_EVERY: usize = 100;
+/// Expiry of the scratch queue when the deployment sets none.
+const SCRATCH_EXPIRES: Duration = Duration::from_secs(600);
 /// Rows per statement of the batched insert probe.
 const ROWS_PER_STATEMENT: i32 = 100;
 
@@ -113,6 +115,10 @@ pub async fn measure(
 }
 
 async fn broker_ceiling(config: &CeilingsConfig, broker: &BrokerConfig) -> Result<f64, BenchError> {
+    // The scratch queue expires if the probe dies before deleting it.
+    let mut broker = broker.clone();
+    broker.queue_expires = broker.queue_expires.or(Some(SCRATCH_EXPIRES));
+    let broker = &broker;
     let session = Session::connect(broker).await?;
     let queue = format!(
         "{}.ceiling.{}",
