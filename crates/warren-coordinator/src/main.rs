@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerConfig, QueueType};
 use warren_coordinator::*;
 use warren_core::parse_duration;
@@ -144,58 +143,11 @@ impl Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    warren_process::init_logging();
     let args = Args::parse();
-    let runtime = match runtime(args.runtime_threads) {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let threads = args.runtime_threads;
     let config = args.into_config();
-    let shutdown = CancellationToken::new();
-    runtime.block_on(async move {
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        match run(config, shutdown).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "coordinator failed");
-                std::process::ExitCode::FAILURE
-            }
-        }
+    warren_process::serve(threads, "coordinator", "shutdown requested", |shutdown| {
+        run(config, shutdown)
     })
-}
-
-/// The async runtime: one thread, or `threads` (0: one per core).
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    if threads > 1 {
-        builder.worker_threads(threads);
-    }
-    builder.enable_all().build()
-}
-
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
 }

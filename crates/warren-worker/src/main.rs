@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerConfig, QueueType, DEFAULT_AMQP_URL, DEFAULT_NAMESPACE};
 use warren_core::parse_duration;
 use warren_worker::{run, Registry, WorkerConfig};
@@ -62,19 +61,9 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    warren_process::init_logging();
     let args = Args::parse();
-    let runtime = match runtime(args.runtime_threads) {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let threads = args.runtime_threads;
     let mut broker = BrokerConfig::new(args.amqp_url, args.namespace);
     broker.queue_type = args.queue_type;
     broker.queue_expires = args.queue_expires;
@@ -86,45 +75,10 @@ fn main() -> std::process::ExitCode {
     config.max_payload_bytes = args.max_payload_bytes;
     config.metrics_addr = args.metrics_addr;
     config.coalesce_window = args.coalesce_window;
-
-    let shutdown = CancellationToken::new();
-    runtime.block_on(async move {
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        match run(config, Registry::with_builtins(), shutdown).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "worker failed");
-                std::process::ExitCode::FAILURE
-            }
-        }
-    })
-}
-
-/// The async runtime: one thread, or `threads` (0: one per core).
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    if threads > 1 {
-        builder.worker_threads(threads);
-    }
-    builder.enable_all().build()
-}
-
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutdown requested: draining");
-    shutdown.cancel();
+    warren_process::serve(
+        threads,
+        "worker",
+        "shutdown requested: draining",
+        |shutdown| run(config, Registry::with_builtins(), shutdown),
+    )
 }
