@@ -75,8 +75,9 @@ async fn ceilings(ctx: &Context, args: &BenchArgs) -> Result<ExitCode, CliError>
         db_time: Duration::from_secs(3),
     };
     eprintln!(
-        "measuring the broker ({} messages) and the database (3 s each probe)",
-        config.messages
+        "measuring the broker ({} messages) and the database ({} s each probe)",
+        config.messages,
+        config.db_time.as_secs()
     );
     let found = warren_bench::ceilings::measure(&config, &ctx.broker(), &args.database_url)
         .await

@@ -34,10 +34,8 @@ pub(crate) async fn run(
     token: CancellationToken,
 ) -> Result<(), SessionError> {
     let queue = shared.config.broker.names().submit_queue();
-    let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
-    let priority = shared.config.consumer_priority;
-    let mut consumer = session
-        .consume_with_priority(&queue, prefetch, "warren-intake", priority)
+    let mut consumer = shared
+        .consume_shared(&session, &queue, "warren-intake")
         .await?;
     let mut outbox = Outbox::open(shared.clone(), session.clone()).await?;
     let result = consume(&shared, &mut consumer, &mut outbox, &token).await;

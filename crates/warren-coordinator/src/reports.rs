@@ -32,10 +32,8 @@ pub(crate) async fn run(
     token: CancellationToken,
 ) -> Result<(), SessionError> {
     let queue = shared.config.broker.names().reports_queue();
-    let prefetch = (shared.config.batch_size * 2).min(u16::MAX as usize) as u16;
-    let priority = shared.config.consumer_priority;
-    let mut consumer = session
-        .consume_with_priority(&queue, prefetch, "warren-reports", priority)
+    let mut consumer = shared
+        .consume_shared(&session, &queue, "warren-reports")
         .await?;
     let mut in_flight = InFlight::default();
     loop {

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, Mutex, Notify};
+use warren_broker::{BrokerError, Consumer, Session};
 use warren_core::protocol::ControlMessage;
 use warren_store::Store;
 
@@ -99,5 +100,20 @@ impl Shared {
     /// Wakes the workflow engine (it also polls, so this is only latency).
     pub(crate) fn wake_workflows(&self) {
         self.workflow_wakeup.notify_one();
+    }
+
+    /// Consumes one of the queues every coordinator shares (submit,
+    /// reports): a prefetch of two batches, and this coordinator's
+    /// consumer priority.
+    pub(crate) async fn consume_shared(
+        &self,
+        session: &Session,
+        queue: &str,
+        tag: &str,
+    ) -> Result<Consumer, BrokerError> {
+        let prefetch = (self.config.batch_size * 2).min(u16::MAX as usize) as u16;
+        session
+            .consume_with_priority(queue, prefetch, tag, self.config.consumer_priority)
+            .await
     }
 }
