@@ -6,7 +6,7 @@
 //! ride it out; [`Ledger::check`] then holds with one fault.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +31,6 @@ const PACE: Duration = Duration::from_millis(20);
 const RESTART_AT: usize = 100;
 /// Batches the burst still submits once it reconnected after the outage.
 const BATCHES_AFTER_OUTAGE: usize = 3;
-/// The most jobs a burst submits, whatever happens.
-const MAX_BURST: usize = 2_000;
 /// How long one connect or one confirmed submission may take.
 const BROKER_CALL: Duration = Duration::from_secs(10);
 /// How long the submitter keeps trying to reconnect.
@@ -199,13 +197,21 @@ async fn connect(config: &BrokerConfig) -> Submitter {
 
 /// Submits ledger jobs, BATCH every PACE, each batch again on a new
 /// connection until the broker confirms it. Goes on until at least JOBS were
-/// submitted and BATCHES_AFTER_OUTAGE batches went through after a failure
-/// (or MAX_BURST were submitted). `confirmed` follows the count.
-async fn burst(config: BrokerConfig, ledger: Arc<Ledger>, confirmed: Arc<AtomicUsize>) -> Burst {
+/// submitted and BATCHES_AFTER_OUTAGE batches went through after a failure,
+/// or, if it never saw one, BATCHES_AFTER_OUTAGE batches after `restarted`
+/// was set: a burst that stopped at a fixed count could end before a slow
+/// `rabbitmqctl stop` took the broker down. `confirmed` follows the count.
+async fn burst(
+    config: BrokerConfig,
+    ledger: Arc<Ledger>,
+    confirmed: Arc<AtomicUsize>,
+    restarted: Arc<AtomicBool>,
+) -> Burst {
     let mut out = Burst::default();
     let mut submitter = Some(connect(&config).await);
-    while out.submitted.len() < MAX_BURST
-        && (out.submitted.len() < JOBS || out.after_outage < BATCHES_AFTER_OUTAGE)
+    let mut after_restart = 0;
+    while (out.submitted.len() < JOBS || out.after_outage < BATCHES_AFTER_OUTAGE)
+        && after_restart < BATCHES_AFTER_OUTAGE
     {
         let first = out.submitted.len();
         let specs: Vec<JobSpec> = (first..first + BATCH)
@@ -235,6 +241,9 @@ async fn burst(config: BrokerConfig, ledger: Arc<Ledger>, confirmed: Arc<AtomicU
             }
         }
         confirmed.store(out.confirmed.len(), Ordering::SeqCst);
+        if restarted.load(Ordering::SeqCst) {
+            after_restart += 1;
+        }
         tokio::time::sleep(PACE).await;
     }
     if let Some(submitter) = submitter {
@@ -266,10 +275,12 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
     // heartbeats cannot arrive for longer than the lease, yet it is alive.
     let through = start_job_through_outage(&env, &store, &ledger).await;
     let confirmed = Arc::new(AtomicUsize::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
     let submitting = tokio::spawn(burst(
         env.broker_config(),
         ledger.clone(),
         confirmed.clone(),
+        restarted.clone(),
     ));
     eventually(
         &format!("{RESTART_AT} jobs confirmed"),
@@ -287,6 +298,7 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
         .await
         .expect("restart ran");
     let restart = started.elapsed();
+    restarted.store(true, Ordering::SeqCst);
     let burst = submitting.await.expect("burst ran");
 
     assert!(
