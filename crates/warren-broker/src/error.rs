@@ -26,6 +26,17 @@ pub enum BrokerError {
         /// Routing key it was published with.
         routing_key: String,
     },
+    /// The broker confirmed a mandatory publish but routed it to no queue
+    /// (the queue was deleted or expired, or a binding is missing): nothing
+    /// holds the message. Publish it again once the topology is declared
+    /// again, which a new session does.
+    #[error("publish to exchange `{exchange}` with routing key `{routing_key}` reached no queue")]
+    Unroutable {
+        /// Exchange the message was published to.
+        exchange: String,
+        /// Routing key it was published with.
+        routing_key: String,
+    },
     /// The publish went out on a channel without publisher confirms, so its
     /// fate is unknown (cannot happen with a [`Publisher`](crate::Publisher)).
     #[error("publish to exchange `{exchange}` was not confirmed (confirms not enabled)")]
@@ -65,8 +76,9 @@ pub enum BrokerError {
 impl BrokerError {
     /// `true` if reconnecting (or reopening a channel) and carrying on is the
     /// right reaction: I/O errors, missed heartbeats, connection-level (hard)
-    /// protocol errors such as a broker shutdown, and operations on a closed
-    /// channel or connection.
+    /// protocol errors such as a broker shutdown, operations on a closed
+    /// channel or connection, answers that never came, and publishes that
+    /// reached no queue (a new session declares the topology again).
     ///
     /// `false` for errors that would repeat after a reconnect: channel-level
     /// (soft) protocol errors such as `NOT_FOUND` or `PRECONDITION_FAILED`,
@@ -84,7 +96,8 @@ impl BrokerError {
             },
             BrokerError::ConnectionClosed
             | BrokerError::ChannelClosed
-            | BrokerError::Timeout(..) => true,
+            | BrokerError::Timeout(..)
+            | BrokerError::Unroutable { .. } => true,
             BrokerError::Nacked { .. }
             | BrokerError::NotConfirmed { .. }
             | BrokerError::AlreadyAcknowledged { .. }
@@ -111,5 +124,11 @@ mod tests {
         };
         assert!(!nacked.is_recoverable());
         assert!(!BrokerError::InvalidConfig("x".into()).is_recoverable());
+        // A new session declares the topology again and publishes again.
+        let unroutable = BrokerError::Unroutable {
+            exchange: "x".into(),
+            routing_key: "k".into(),
+        };
+        assert!(unroutable.is_recoverable());
     }
 }

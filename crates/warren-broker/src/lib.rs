@@ -32,7 +32,7 @@ pub use delivery::Delivery;
 pub use error::BrokerError;
 pub use names::{Names, REPORT_ROUTING_KEY, SUBMIT_ROUTING_KEY};
 pub use pacing::SessionPacer;
-pub use publisher::{PendingConfirm, Publisher};
+pub use publisher::{PendingConfirm, Publisher, CONFIRM_TIMEOUT};
 pub use redact::redact_url;
 pub use session::Session;
 pub use topology::QueueStats;

@@ -16,8 +16,16 @@ use lapin::{
     options::BasicPublishOptions, BasicProperties, Channel, Confirmation, PublisherConfirm,
 };
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::{error::BrokerError, names::short};
+
+/// Longest wait for the broker's confirm of a publish. A confirm that never
+/// comes on a live channel would otherwise hold what waits on it (a job
+/// `queued` but never published, a report never acknowledged) for good; past
+/// this the publish counts as failed with a recoverable error, so the
+/// caller publishes again on a new session.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// AMQP `delivery_mode` of persistent messages.
 const PERSISTENT: u8 = 2;
@@ -26,6 +34,13 @@ const CONTENT_TYPE: &str = "application/json";
 
 /// A confirm-mode channel that many tasks can publish on concurrently.
 /// Cheap to clone.
+///
+/// A publisher from [`Session::publisher`](crate::Session::publisher)
+/// publishes `mandatory`: a message the broker routes to no queue is
+/// answered with [`BrokerError::Unroutable`] instead of being confirmed and
+/// dropped. One from [`Session::broadcast_publisher`](crate::Session::broadcast_publisher)
+/// does not (events nobody subscribed to, control messages to a worker
+/// that left).
 ///
 /// Once a publish fails with a [recoverable](BrokerError::is_recoverable)
 /// error the channel is gone: open a new publisher (or session).
@@ -39,6 +54,8 @@ struct Inner {
     channel: Channel,
     /// Serialises the writing of publishes (see the module docs).
     write: Mutex<()>,
+    /// Whether every message must reach a queue.
+    mandatory: bool,
 }
 
 /// The broker's pending answer to one publish; see [`PendingConfirm::wait`].
@@ -51,10 +68,14 @@ pub struct PendingConfirm {
 }
 
 impl Publisher {
-    pub(crate) fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel, mandatory: bool) -> Self {
         let write = Mutex::new(());
         Publisher {
-            inner: Arc::new(Inner { channel, write }),
+            inner: Arc::new(Inner {
+                channel,
+                write,
+                mandatory,
+            }),
         }
     }
 
@@ -63,8 +84,8 @@ impl Publisher {
         self.inner.channel.status().connected()
     }
 
-    /// Publishes a persistent (delivery mode 2) `application/json` message with
-    /// `mandatory = false`. Returns once the publish is written, handing back
+    /// Publishes a persistent (delivery mode 2) `application/json` message
+    /// (`mandatory` as the publisher was opened). Returns once the publish is written, handing back
     /// the broker's confirm to await later, so many publishes can be pipelined.
     /// Exchange `""` with routing key = queue name targets a queue directly.
     pub async fn publish(
@@ -151,7 +172,10 @@ impl Publisher {
             .basic_publish(
                 short(exchange)?,
                 short(routing_key)?,
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: self.inner.mandatory,
+                    ..BasicPublishOptions::default()
+                },
                 body,
                 props,
             )
@@ -167,25 +191,40 @@ impl Publisher {
 impl PendingConfirm {
     /// Waits for every answer of a [`Publisher::send_batch`], in order: one
     /// result per item, the publish's own error where it never went out.
+    /// All of them within one [`CONFIRM_TIMEOUT`].
     pub async fn wait_all(
         pending: Vec<Result<PendingConfirm, BrokerError>>,
     ) -> Vec<Result<(), BrokerError>> {
+        let deadline = Instant::now() + CONFIRM_TIMEOUT;
         let mut results = Vec::with_capacity(pending.len());
         for p in pending {
             results.push(match p {
-                Ok(confirm) => confirm.wait().await,
+                Ok(confirm) => confirm.wait_until(deadline).await,
                 Err(e) => Err(e),
             });
         }
         results
     }
 
-    /// Waits for the broker's answer: `Ok` on ack, `Err(Nacked)` on nack, and
-    /// a recoverable error if the channel closed first (the message may or may
-    /// not have been taken: publish it again).
+    /// Waits for the broker's answer: `Ok` on ack, `Err(Nacked)` on nack,
+    /// `Err(Unroutable)` if a mandatory publish reached no queue, and a
+    /// recoverable error if the channel closed first or no answer came
+    /// within [`CONFIRM_TIMEOUT`] (the message may or may not have been
+    /// taken: publish it again).
     pub async fn wait(self) -> Result<(), BrokerError> {
-        match self.confirm.await? {
-            Confirmation::Ack(_) => Ok(()),
+        self.wait_until(Instant::now() + CONFIRM_TIMEOUT).await
+    }
+
+    async fn wait_until(self, deadline: Instant) -> Result<(), BrokerError> {
+        let answer = tokio::time::timeout_at(deadline, self.confirm)
+            .await
+            .map_err(|_| BrokerError::Timeout(CONFIRM_TIMEOUT, "confirming a publish"))??;
+        match answer {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable {
+                exchange: self.exchange,
+                routing_key: self.routing_key,
+            }),
             Confirmation::Nack(_) => Err(BrokerError::Nacked {
                 exchange: self.exchange,
                 routing_key: self.routing_key,

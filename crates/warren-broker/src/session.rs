@@ -123,15 +123,28 @@ impl Session {
         Ok(self.conn.create_channel().await?)
     }
 
-    /// A [`Publisher`] on a new channel in confirm mode. Fails with
-    /// [`BrokerError::Timeout`] if the broker does not answer in time.
+    /// A [`Publisher`] on a new channel in confirm mode whose messages must
+    /// reach a queue (tasks, reports, submissions): one routed nowhere fails
+    /// with [`BrokerError::Unroutable`]. Fails with [`BrokerError::Timeout`]
+    /// if the broker does not answer in time.
     pub async fn publisher(&self) -> Result<Publisher, BrokerError> {
+        self.open_publisher(true).await
+    }
+
+    /// Like [`Session::publisher`], for messages that may reach no queue
+    /// (events nobody subscribed to, a control message to a worker that
+    /// left): the broker confirms them either way.
+    pub async fn broadcast_publisher(&self) -> Result<Publisher, BrokerError> {
+        self.open_publisher(false).await
+    }
+
+    async fn open_publisher(&self, mandatory: bool) -> Result<Publisher, BrokerError> {
         within("opening a publisher", async {
             let channel = self.channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            Ok(Publisher::new(channel))
+            Ok(Publisher::new(channel, mandatory))
         })
         .await?
     }

@@ -326,3 +326,33 @@ async fn connect_with_backoff_gives_up_promptly_when_cancelled() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_publish_that_reaches_no_queue_is_an_error_unless_broadcast() {
+    let session = setup(QueueType::Quorum).await;
+    let exchange = session.names().tasks_exchange();
+    // No queue is bound with this routing key: the broker confirms the
+    // message and drops it, which a task or a report must never be.
+    let publisher = session.publisher().await.expect("publisher");
+    let err = publisher
+        .publish_confirmed(&exchange, "no-such-queue", b"{}")
+        .await
+        .expect_err("a mandatory publish routed nowhere fails");
+    assert!(
+        matches!(err, BrokerError::Unroutable { ref routing_key, .. } if routing_key == "no-such-queue"),
+        "{err}"
+    );
+    assert!(err.is_recoverable());
+    // The channel stays usable for routed messages.
+    publisher
+        .publish_confirmed(&exchange, JOBS, b"{}")
+        .await
+        .expect("a routed publish on the same channel");
+
+    let broadcast = session.broadcast_publisher().await.expect("publisher");
+    broadcast
+        .publish_confirmed(&exchange, "no-such-queue", b"{}")
+        .await
+        .expect("a broadcast publish is confirmed even if no queue takes it");
+    teardown(session).await;
+}

@@ -15,7 +15,7 @@ pub(crate) async fn run(
     session: Arc<Session>,
     token: CancellationToken,
 ) -> Result<(), SessionError> {
-    let publisher = session.publisher().await?;
+    let publisher = session.broadcast_publisher().await?;
     let names = shared.config.broker.names();
     let mut rx = shared.control_rx.lock().await;
     loop {

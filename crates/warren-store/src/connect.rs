@@ -24,7 +24,19 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// reach easily. Compiling took 100–160 ms for a statement that runs in
 /// 0.1 ms (the dispatcher's due-job probe, whose one-page scan of `queues`
 /// was priced at 10^10 with sequential scans off).
-const SESSION_SETTINGS: [(&str, &str); 1] = [("jit", "off")];
+///
+/// `idle_in_transaction_session_timeout = 60s`: no Warren transaction waits
+/// on anything but the database for long (the longest, the event
+/// publisher's claim, waits at most the broker's 30 s confirm timeout), so
+/// one left open and idle for a minute belongs to a task that stalled. Its
+/// row locks would stop every other writer of those rows (reports, intake
+/// of a resubmitted job) for as long as the process lives; PostgreSQL ends
+/// such a session instead, and the stalled task's next statement fails with
+/// a transient error that its loop retries.
+const SESSION_SETTINGS: [(&str, &str); 2] = [
+    ("jit", "off"),
+    ("idle_in_transaction_session_timeout", "60s"),
+];
 
 /// Database settings.
 #[derive(Clone, Debug)]

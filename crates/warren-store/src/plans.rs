@@ -230,8 +230,10 @@ async fn keyed_updates_reach_jobs_by_primary_key_whatever_the_statistics() {
     );
 }
 
+/// Every pool says `jit = off` and ends transactions left idle (see
+/// `SESSION_SETTINGS` in `connect.rs`).
 #[tokio::test]
-async fn no_pool_compiles_statements_with_jit() {
+async fn every_pool_carries_the_session_settings() {
     let name = format!("warren_plans_{}", Uuid::new_v4().simple());
     let store = Store::connect_and_migrate(&StoreConfig {
         url: format!("{}/{name}", server_url()),
@@ -245,6 +247,11 @@ async fn no_pool_compiles_statements_with_jit() {
             .await
             .expect("show jit");
         assert_eq!(jit, "off", "jit on the {which} pool");
+        let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+            .fetch_one(pool)
+            .await
+            .expect("show idle_in_transaction_session_timeout");
+        assert_eq!(idle, "1min", "idle transactions on the {which} pool");
     }
     store.pool().close().await;
     store.generic().close().await;

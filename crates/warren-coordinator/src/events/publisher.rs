@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use warren_broker::{BrokerError, Publisher, Session};
+use warren_broker::{BrokerError, Publisher, Session, CONFIRM_TIMEOUT};
 use warren_core::protocol::StreamEvent;
 use warren_store::StoreError;
 
@@ -27,8 +27,6 @@ use crate::shared::Shared;
 const PUBLISH_BATCH: i64 = 5_000;
 /// How often a coordinator that is not publishing checks whether it should.
 const STANDBY_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait for the broker to confirm a tick's messages.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause after a database error.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -68,7 +66,7 @@ pub(crate) async fn run(
     session: Arc<Session>,
     token: CancellationToken,
 ) -> Result<(), SessionError> {
-    let publisher = session.publisher().await?;
+    let publisher = session.broadcast_publisher().await?;
     let exchange = shared.config.broker.names().events_exchange();
     let mut state = State::default();
     let mut failures = 0u32;
