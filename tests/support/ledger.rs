@@ -262,7 +262,8 @@ async fn states(store: &Store) -> String {
 /// query), for a failure message: a stalled run shows what it waits on.
 async fn activity(store: &Store) -> String {
     let sessions: Vec<String> = sqlx::query_scalar(
-        "SELECT concat_ws(' | ', state, wait_event_type || ':' || wait_event,
+        "SELECT concat_ws(' | ', 'pid ' || pid, state, wait_event_type || ':' || wait_event,
+                          'blocked by ' || nullif(pg_blocking_pids(pid)::text, '{}'),
                           'transaction ' || (now() - xact_start)::text, left(query, 120))
            FROM pg_stat_activity
           WHERE datname = current_database() AND pid <> pg_backend_pid()",
