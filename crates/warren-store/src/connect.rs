@@ -28,11 +28,11 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// `idle_in_transaction_session_timeout = 60s`: no Warren transaction waits
 /// on anything but the database for long (the longest, the event
 /// publisher's claim, waits at most the broker's 30 s confirm timeout), so
-/// one left open and idle for a minute belongs to a task that stalled. Its
-/// row locks would stop every other writer of those rows (reports, intake
-/// of a resubmitted job) for as long as the process lives; PostgreSQL ends
-/// such a session instead, and the stalled task's next statement fails with
-/// a transient error that its loop retries.
+/// one left open and idle for a minute was abandoned (see `begin.rs` for
+/// how sqlx can abandon one). Its row locks would stop every other writer
+/// of those rows for as long as the process lives; PostgreSQL ends such a
+/// session instead, and whatever uses it next fails with a transient error
+/// that its loop retries.
 const SESSION_SETTINGS: [(&str, &str); 2] = [
     ("jit", "off"),
     ("idle_in_transaction_session_timeout", "60s"),

@@ -67,6 +67,6 @@ impl Store {
     /// Begins a transaction on the generic-plan pool, for several such
     /// statements that must commit together.
     pub(crate) async fn begin_generic(&self) -> Result<Transaction<'_, Postgres>, StoreError> {
-        Ok(self.generic.begin().await?)
+        crate::begin::begin(&self.generic, None).await
     }
 }

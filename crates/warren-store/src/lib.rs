@@ -5,6 +5,7 @@
 //! statements (UNNEST) so a batch costs one round trip and one commit.
 
 mod admin;
+mod begin;
 mod bench;
 mod cleanup;
 mod connect;
