@@ -2,13 +2,29 @@
 //! confirmed and dropped: a submission made while the submit queue is gone
 //! (say it expired under `WARREN_QUEUE_EXPIRES` while no coordinator was
 //! up) fails instead of counting as accepted, and goes through again once
-//! the topology is declared again.
+//! the topology is declared again; a worker's reports while the reports
+//! queue is gone wait until the coordinator has declared it again.
 
 use serde_json::json;
-use warren_broker::{BrokerError, Session};
+use warren_broker::{BrokerError, Names, Session};
 use warren_client::{ClientError, Submitter};
 use warren_core::protocol::JobSpec;
+use warren_core::JobState;
 use warren_tests::TestEnv;
+
+/// Deletes one of the namespace's queues (`which` names it) over a new
+/// session, returned for later inspection.
+async fn delete_queue(env: &TestEnv, which: impl Fn(&Names) -> String) -> Session {
+    let session = Session::connect(&env.broker_config())
+        .await
+        .expect("connect");
+    let queue = which(session.names());
+    session
+        .delete_queue(&queue)
+        .await
+        .expect("delete the queue");
+    session
+}
 
 #[tokio::test]
 async fn a_submission_that_reaches_no_queue_is_refused_not_lost() {
@@ -16,13 +32,7 @@ async fn a_submission_that_reaches_no_queue_is_refused_not_lost() {
     let submitter = Submitter::connect_with(env.broker_config())
         .await
         .expect("connect");
-    let session = Session::connect(&env.broker_config())
-        .await
-        .expect("connect");
-    session
-        .delete_queue(&session.names().submit_queue())
-        .await
-        .expect("delete the submit queue");
+    let session = delete_queue(&env, |names| names.submit_queue()).await;
 
     let err = submitter
         .submit(JobSpec::new("default", "echo", json!({})))
@@ -53,4 +63,55 @@ async fn a_submission_that_reaches_no_queue_is_refused_not_lost() {
     again.close().await;
     submitter.close().await;
     env.cleanup(&[]).await;
+}
+
+/// The reports queue deleted under a running coordinator and worker: the
+/// coordinator's consumer is cancelled, its session ends and the next one
+/// declares the queue again; the worker's reports, refused as unroutable
+/// meanwhile, are published again until they land, and the job completes.
+/// The second job goes through a submitter connected before the deletion,
+/// so that nothing but the coordinator declares the queue again.
+#[tokio::test]
+async fn reports_sent_while_the_reports_queue_is_gone_land_once_it_is_back() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let submitter = Submitter::connect_with(env.broker_config())
+        .await
+        .expect("connect");
+    let first = submitter
+        .submit(JobSpec::new("default", "echo", json!({})))
+        .await
+        .expect("submit");
+    env.wait_job(&store, first, "the first job completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+
+    let session = delete_queue(&env, |names| names.reports_queue()).await;
+    let second = submitter
+        .submit(JobSpec::new("default", "echo", json!({})))
+        .await
+        .expect("submit");
+    let job = env
+        .wait_job(&store, second, "the second job completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    // Its reports waited for the queue instead of vanishing, which would
+    // have left the job looking never started, to be dispatched and run
+    // again once its dispatch timed out.
+    assert_eq!(job.attempt, 1, "completed on its first attempt");
+    let dispatches: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'queued'",
+    )
+    .bind(second)
+    .fetch_one(store.pool())
+    .await
+    .expect("count dispatches");
+    assert_eq!(dispatches, 1, "dispatched once");
+    session.close().await;
+    submitter.close().await;
+    env.cleanup(&["default"]).await;
 }

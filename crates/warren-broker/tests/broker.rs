@@ -356,3 +356,24 @@ async fn a_publish_that_reaches_no_queue_is_an_error_unless_broadcast() {
         .expect("a broadcast publish is confirmed even if no queue takes it");
     teardown(session).await;
 }
+
+/// The coordinator notices a consuming queue deleted under it (by an
+/// operator, or expired) only because its consumer's stream ends: the
+/// broker's `basic.cancel` must reach it as the end of the stream.
+#[tokio::test]
+async fn the_consumer_of_a_deleted_queue_ends() {
+    let session = setup(QueueType::Quorum).await;
+    let queue = session.names().task_queue(JOBS);
+    let mut consumer = session
+        .consume(&queue, 10, "doomed")
+        .await
+        .expect("consume");
+    let other = Session::connect(session.config()).await.expect("connect");
+    other.delete_queue(&queue).await.expect("delete");
+    let next = timeout(DEADLINE, consumer.next())
+        .await
+        .expect("the consumer hears of the deletion before the deadline");
+    assert!(next.is_none(), "the stream ends");
+    other.close().await;
+    teardown(session).await;
+}
