@@ -21,12 +21,21 @@
 
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::StoreError;
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Begins a transaction on the main pool; cancel-safe (see the module
+    /// docs). Every transaction of the store begins here or through
+    /// [`Store::begin_generic`], never with `Pool::begin`.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        begin_on(&self.pool, None).await
+    }
+}
 
 /// Begins a transaction on `pool`, with `statement` instead of a plain
 /// `BEGIN` if given (see [`sqlx::Pool::begin_with`]); cancel-safe (see the
 /// module docs).
-pub(crate) async fn begin(
+pub(crate) async fn begin_on(
     pool: &PgPool,
     statement: Option<&'static str>,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -73,7 +82,7 @@ mod tests {
     /// Drops `begin` after 1 to 8 polls, which covers the moment its
     /// `BEGIN` is on the wire: the pool's one connection must never be
     /// left inside a transaction. With sqlx 0.8's own `Pool::begin` in
-    /// place of `begin` the first round already fails.
+    /// place of `begin_on` the first round already fails.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_begin_dropped_half_way_leaves_no_transaction_open() {
         let url = std::env::var("WARREN_TEST_PG")
@@ -87,7 +96,7 @@ mod tests {
         for round in 0..20 {
             for polls in 1..=8 {
                 {
-                    let mut begun = std::pin::pin!(begin(&pool, None));
+                    let mut begun = std::pin::pin!(begin_on(&pool, None));
                     for _ in 0..polls {
                         let poll = poll_fn(|cx| Poll::Ready(begun.as_mut().poll(cx))).await;
                         if poll.is_ready() {

@@ -207,7 +207,7 @@ impl Store {
     /// the claim runs as a later statement, whose snapshot therefore sees
     /// every claim committed by whoever held the lock before.
     pub async fn claim_batch(&self, limit: i64, window: i64) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let limited: Vec<(String, bool)> = sqlx::query_as(LOCK_LIMITED).fetch_all(&mut *tx).await?;
         let locked: Vec<&str> = limited.iter().map(|(name, _)| name.as_str()).collect();
         let jobs = sqlx::query_as::<_, DispatchedJob>(CLAIM)

@@ -337,7 +337,7 @@ impl Store {
     /// had one before the call. Once a snapshot's `xmin` reaches it, all of
     /// those have finished. Costs one transaction id.
     pub async fn xid_bound(&self) -> Result<u64, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
             .fetch_one(&mut *tx)
             .await?;
@@ -348,7 +348,7 @@ impl Store {
     /// A transaction for tail reads: sequential scans off (see the module
     /// docs), set with the `BEGIN` in one round trip.
     async fn begin_tail(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
-        crate::begin::begin(&self.pool, Some("BEGIN; SET LOCAL enable_seqscan = off")).await
+        crate::begin::begin_on(&self.pool, Some("BEGIN; SET LOCAL enable_seqscan = off")).await
     }
 
     /// Claims the right to publish events: `None` when another coordinator

@@ -67,6 +67,6 @@ impl Store {
     /// Begins a transaction on the generic-plan pool, for several such
     /// statements that must commit together.
     pub(crate) async fn begin_generic(&self) -> Result<Transaction<'_, Postgres>, StoreError> {
-        crate::begin::begin(&self.generic, None).await
+        crate::begin::begin_on(&self.generic, None).await
     }
 }

@@ -145,7 +145,7 @@ impl Store {
         name: &str,
         update: &QueueUpdate,
     ) -> Result<QueueInfo, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO queues (name) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(name)
             .execute(&mut *tx)

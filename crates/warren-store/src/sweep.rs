@@ -88,7 +88,7 @@ impl Store {
         age: Duration,
         limit: i64,
     ) -> Result<SweepOutcome, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let ended: Vec<EndedAttempt> = sqlx::query_as(&format!(
             "WITH lost AS ({select})
              UPDATE jobs j SET state = 'timeout', error = $3, finished_at = now()

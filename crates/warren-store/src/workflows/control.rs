@@ -113,7 +113,7 @@ impl Store {
     /// `running → paused`: no further step is released until resumed
     /// (running steps finish; steps already released may still start).
     pub async fn pause_workflow(&self, id: Uuid, actor: &str) -> Result<String, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let wf = lock(&mut tx, id).await?;
         step_status(
             &mut tx,
@@ -129,7 +129,7 @@ impl Store {
 
     /// `paused → running`, and the engine re-evaluates it.
     pub async fn resume_workflow(&self, id: Uuid, actor: &str) -> Result<String, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let wf = lock(&mut tx, id).await?;
         if wf.status != WorkflowStatus::Paused {
             return Err(illegal(wf.status, WorkflowStatus::Running));
@@ -151,7 +151,7 @@ impl Store {
     /// steps are returned so their workers can be told to stop. Dead steps
     /// keep their `failed` / `timeout` state.
     pub async fn cancel_workflow(&self, id: Uuid, actor: &str) -> Result<Cancelled, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         sqlx::query("SELECT set_config('warren.workflow_engine', 'on', true)")
             .execute(&mut *tx)
             .await?;
@@ -212,7 +212,7 @@ impl Store {
         from_step: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let wf = lock(&mut tx, id).await?;
         if wf.status != WorkflowStatus::Failed {
             return Err(illegal(wf.status, WorkflowStatus::Recovering));
@@ -250,7 +250,7 @@ impl Store {
         step: &str,
         actor: &str,
     ) -> Result<StepRetried, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         let wf = lock(&mut tx, id).await?;
         if wf.status != WorkflowStatus::Failed {
             return Err(illegal(wf.status, WorkflowStatus::Recovering));

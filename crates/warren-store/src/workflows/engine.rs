@@ -90,7 +90,7 @@ impl Store {
         id: Uuid,
         max_task_bytes: usize,
     ) -> Result<Option<Evaluation>, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         sqlx::query("SELECT set_config('warren.workflow_engine', 'on', true)")
             .execute(&mut *tx)
             .await?;

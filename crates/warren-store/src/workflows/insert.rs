@@ -30,7 +30,7 @@ impl Store {
         if workflows.is_empty() {
             return Ok(created);
         }
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         for workflow in workflows {
             let dag = workflow
                 .spec

@@ -20,7 +20,7 @@ impl Store {
         description: &str,
         spec: &Value,
     ) -> Result<bool, StoreError> {
-        let mut tx = crate::begin::begin(&self.pool, None).await?;
+        let mut tx = self.begin().await?;
         // Serializes writers of one name so "greater than the latest" holds.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warren.template:' || $1))")
             .bind(name)
