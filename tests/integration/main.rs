@@ -23,6 +23,7 @@ mod rescue;
 mod restarts;
 mod retries;
 mod stats;
+mod task_batches;
 mod unroutable;
 mod workflow_cli;
 mod workflow_control;

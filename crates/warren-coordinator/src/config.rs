@@ -34,6 +34,13 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// awaiting confirms, report batches) 1,000 left the task queue nearly empty
 /// and the worker waiting on the dispatcher. See BENCHMARKS.md.
 pub const DEFAULT_DISPATCH_WINDOW: usize = 5_000;
+/// Most tasks one task message carries (see [`CoordinatorConfig::task_batch`]).
+///
+/// At full speed an intake batch dispatches hundreds of jobs of one queue
+/// at once; 16 a message cut the broker's messages per job by about 15
+/// while a worker pulling a message it has too few free slots for hands
+/// the rest back to the queue (BENCHMARKS.md, "Several tasks per message").
+pub const DEFAULT_TASK_BATCH: usize = 16;
 /// Jobs or reports handled per statement.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Concurrent Server-Sent Events streams served by one coordinator.
@@ -73,6 +80,11 @@ pub struct CoordinatorConfig {
     /// Per-queue cap on jobs queued or running; the rest of a backlog stays
     /// `pending` in PostgreSQL. A queue's `max_in_flight` may lower it.
     pub dispatch_window: usize,
+    /// Most tasks one task message carries: jobs of one queue dispatched
+    /// together (by one intake batch or one claim) share messages of up to
+    /// this many tasks and `max_payload_bytes`. 1 publishes one message
+    /// per task, as coordinators before it did.
+    pub task_batch: usize,
     /// Largest accepted message or request body.
     pub max_payload_bytes: usize,
     /// How long finished jobs are kept, and how often older ones are deleted.
@@ -106,6 +118,7 @@ impl CoordinatorConfig {
             poll_interval: DEFAULT_POLL_INTERVAL,
             batch_size: DEFAULT_BATCH_SIZE,
             dispatch_window: DEFAULT_DISPATCH_WINDOW,
+            task_batch: DEFAULT_TASK_BATCH,
             max_payload_bytes: warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES,
             retention: Retention::default(),
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
@@ -145,6 +158,9 @@ impl CoordinatorConfig {
         if self.dispatch_window == 0 {
             return Err("WARREN_DISPATCH_WINDOW must be at least 1".into());
         }
+        if !(1..=1_000).contains(&self.task_batch) {
+            return Err("WARREN_TASK_BATCH must be between 1 and 1000".into());
+        }
         if self.max_event_streams == 0 {
             return Err("WARREN_MAX_EVENT_STREAMS must be at least 1".into());
         }
@@ -183,6 +199,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("poll_interval", &self.poll_interval)
             .field("batch_size", &self.batch_size)
             .field("dispatch_window", &self.dispatch_window)
+            .field("task_batch", &self.task_batch)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("consumer_priority", &self.consumer_priority)
             .finish_non_exhaustive()

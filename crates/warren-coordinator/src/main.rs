@@ -53,6 +53,9 @@ struct Args {
     /// Jobs of one queue in flight (queued or running) at once; the rest wait in PostgreSQL.
     #[arg(long, env = "WARREN_DISPATCH_WINDOW", default_value_t = DEFAULT_DISPATCH_WINDOW)]
     dispatch_window: usize,
+    /// Most tasks (jobs of one queue dispatched together) one task message carries.
+    #[arg(long, env = "WARREN_TASK_BATCH", default_value_t = DEFAULT_TASK_BATCH)]
+    task_batch: usize,
     /// Largest accepted message or request body, in bytes.
     #[arg(long, env = "WARREN_MAX_PAYLOAD_BYTES", default_value_t = warren_core::protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
@@ -128,6 +131,7 @@ impl Args {
             poll_interval: self.poll_interval,
             batch_size: self.batch_size,
             dispatch_window: self.dispatch_window,
+            task_batch: self.task_batch,
             max_payload_bytes: self.max_payload_bytes,
             retention: Retention {
                 completed: self.retention_completed.0,

@@ -1,5 +1,6 @@
 //! The outbox: publishes the task messages of jobs already committed as
-//! `queued` (by the dispatcher's claim or by intake's dispatch at creation)
+//! `queued` (by the dispatcher's claim or by intake's dispatch at creation),
+//! the jobs of one queue packed several to a message (`WARREN_TASK_BATCH`),
 //! with pipelined confirms, and settles each batch off the caller's loop:
 //! confirmed dispatches are counted, unconfirmed ones returned to `pending`.
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerError, PendingConfirm, Publisher, Session};
-use warren_core::protocol::encode;
+use warren_core::protocol::pack_tasks;
 use warren_store::DispatchedJob;
 
 use crate::batch::{with_db_retry, DbOutcome};
@@ -69,21 +70,34 @@ impl Outbox {
         if failed.is_none() {
             failed = self.declare(&jobs).await.err();
         }
+        let config = &self.shared.config;
+        let tasks: Vec<_> = jobs.iter().map(DispatchedJob::task_message).collect();
+        let messages = pack_tasks(
+            jobs.iter().zip(&tasks).map(|(j, t)| (j.queue.as_str(), t)),
+            config.task_batch,
+            config.max_payload_bytes,
+        );
         let pending = match failed {
             None => {
-                let items: Vec<(String, Vec<u8>)> = jobs
+                let items: Vec<(String, Vec<u8>)> = messages
                     .iter()
-                    .map(|j| (j.queue.clone(), encode(&j.task_message())))
+                    .map(|m| (m.queue.clone(), m.body.clone()))
                     .collect();
                 self.publisher.send_batch(&self.exchange, &items).await
             }
-            Some(_) => jobs
+            Some(_) => messages
                 .iter()
                 .map(|_| Err(BrokerError::ConnectionClosed))
                 .collect(),
         };
-        self.settling
-            .spawn(settle(self.shared.clone(), token.clone(), jobs, pending));
+        let members = messages.into_iter().map(|m| m.members).collect();
+        self.settling.spawn(settle(
+            self.shared.clone(),
+            token.clone(),
+            jobs,
+            members,
+            pending,
+        ));
         failed.map_or(Ok(()), Err)
     }
 
@@ -150,17 +164,19 @@ async fn settle(
     shared: Arc<Shared>,
     token: CancellationToken,
     jobs: Vec<DispatchedJob>,
+    members: Vec<Vec<usize>>,
     pending: Vec<Result<PendingConfirm, BrokerError>>,
 ) -> Option<BrokerError> {
     let results = PendingConfirm::wait_all(pending).await;
     let mut unconfirmed = Vec::new();
     let mut confirmed = Vec::with_capacity(jobs.len());
     let mut fatal = None;
-    for (job, result) in jobs.iter().zip(results) {
+    for (carried, result) in members.iter().zip(results) {
+        let carried = carried.iter().map(|&i| &jobs[i]);
         match result {
-            Ok(()) => confirmed.push(job.transition()),
+            Ok(()) => confirmed.extend(carried.map(DispatchedJob::transition)),
             Err(e) => {
-                unconfirmed.push((job.id, job.lease));
+                unconfirmed.extend(carried.map(|job| (job.id, job.lease)));
                 if fatal.is_none() && e.is_recoverable() {
                     fatal = Some(e);
                 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use warren_broker::Delivery;
 use warren_core::protocol::{Failure, JobRef, Report, RetryDecision, TaskMessage};
 
 use crate::context::JobContext;
 use crate::handler::{HandlerError, Registry};
 use crate::metrics::WorkerMetrics;
 use crate::reporter::Outgoing;
+use crate::task_delivery::TaskDelivery;
 
 /// Longest error text reported.
 const MAX_ERROR_BYTES: usize = 4 * 1024;
@@ -67,8 +67,9 @@ impl Executor {
         }
     }
 
-    /// Runs one attempt to its end. `delivery` is acknowledged once Started is confirmed.
-    pub(crate) async fn execute(self: Arc<Self>, delivery: Delivery, task: TaskMessage) {
+    /// Runs one attempt to its end. Its share of `delivery` (the message
+    /// that carried it) is settled once Started is confirmed.
+    pub(crate) async fn execute(self: Arc<Self>, delivery: Arc<TaskDelivery>, task: TaskMessage) {
         let job = task.job_ref();
         let Some(handler) = self.registry.get(&task.task_type) else {
             let failure = fail(
@@ -208,13 +209,14 @@ impl Executor {
         }
     }
 
-    /// Sends `report`, waits for the broker's confirm, then acks the delivery.
-    async fn confirm_then_ack(&self, report: Report, delivery: &Delivery) {
+    /// Sends `report`, waits for the broker's confirm, then settles this
+    /// attempt's share of the delivery.
+    async fn confirm_then_ack(&self, report: Report, delivery: &TaskDelivery) {
         let (tx, rx) = oneshot::channel();
         if self.outgoing.send(Outgoing::Confirmed(report, tx)).is_err() || rx.await.is_err() {
             return; // shutting down: the unacked delivery returns to the queue
         }
-        if let Err(e) = delivery.ack().await {
+        if let Err(e) = delivery.settle(1).await {
             // The session died: the message is redelivered; the duplicate
             // Started for this attempt is then stale and counted.
             tracing::warn!(error = %e, "could not ack task delivery");

@@ -27,11 +27,13 @@ mod builtins;
 mod config;
 mod context;
 mod executor;
+mod hand_back;
 mod handler;
 mod metrics;
 mod metrics_server;
 mod reporter;
 mod session;
+mod task_delivery;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

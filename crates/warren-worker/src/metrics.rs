@@ -3,7 +3,8 @@
 
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric a worker exports.
@@ -20,6 +21,8 @@ pub struct WorkerMetrics {
     pub rejected: IntCounterVec,
     /// `warren_worker_broker_connected`.
     pub connected: IntGauge,
+    /// `warren_worker_tasks_handed_back_total`.
+    pub handed_back: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -53,12 +56,18 @@ impl WorkerMetrics {
             "1 while connected to RabbitMQ.",
         )
         .expect("valid metric");
+        let handed_back = IntCounter::new(
+            "warren_worker_tasks_handed_back_total",
+            "Tasks of a multi-task message published back to their queue for want of a free slot.",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(job_seconds.clone()),
             Box::new(running.clone()),
             Box::new(rejected.clone()),
             Box::new(connected.clone()),
+            Box::new(handed_back.clone()),
             Box::new(ProcessCollector::for_self()),
         ] {
             registry.register(metric).expect("unique metric");
@@ -70,6 +79,7 @@ impl WorkerMetrics {
             running,
             rejected,
             connected,
+            handed_back,
         }
     }
 

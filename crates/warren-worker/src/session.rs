@@ -1,6 +1,7 @@
 //! One broker session of a worker: declare topology, hand the reporter a
 //! publisher, consume the task queues and the control queue. Task messages
-//! are decoded here; unreadable ones are dead-lettered on first delivery.
+//! (one task or several) are decoded here; unreadable ones are
+//! dead-lettered on first delivery.
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warren_broker::{BrokerError, Consumer, Delivery, Publisher, Session};
-use warren_core::protocol::{decode, ControlKind, ControlMessage, TaskMessage};
+use warren_core::protocol::{decode, decode_tasks, ControlKind, ControlMessage};
 
 use crate::executor::Executor;
+use crate::hand_back::HandBack;
+use crate::task_delivery::TaskDelivery;
 use crate::WorkerConfig;
 
 /// How a session ended.
@@ -122,13 +125,15 @@ async fn next_from_any(consumers: &mut [Consumer]) -> Option<Result<Delivery, Br
     pending.next().await.flatten()
 }
 
+/// Starts the tasks of one message: the first on `permit`, as many more as
+/// there are free slots, and hands the rest back to the queue.
 async fn handle_task(
     deps: &SessionDeps<'_>,
     delivery: Delivery,
     permit: OwnedSemaphorePermit,
 ) -> Result<(), BrokerError> {
-    let task = match decode::<TaskMessage>(&delivery.body, deps.config.max_payload_bytes) {
-        Ok(task) => task,
+    let mut tasks = match decode_tasks(&delivery.body, deps.config.max_payload_bytes) {
+        Ok(tasks) => tasks,
         Err(e) => {
             deps.executor
                 .metrics
@@ -139,11 +144,32 @@ async fn handle_task(
             return delivery.reject().await;
         }
     };
-    let executor = deps.executor.clone();
-    deps.tracker.spawn(async move {
-        executor.execute(delivery, task).await;
-        drop(permit);
-    });
+    let mut permits = vec![permit];
+    while permits.len() < tasks.len() {
+        match deps.permits.clone().try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
+        }
+    }
+    let rest = tasks.split_off(permits.len());
+    let delivery = Arc::new(TaskDelivery::new(delivery, tasks.len() + rest.len()));
+    for (task, permit) in tasks.into_iter().zip(permits) {
+        let executor = deps.executor.clone();
+        let delivery = delivery.clone();
+        deps.tracker.spawn(async move {
+            executor.execute(delivery, task).await;
+            drop(permit);
+        });
+    }
+    if !rest.is_empty() {
+        let hand_back = HandBack {
+            publisher: deps.publisher.borrow().clone(),
+            exchange: deps.config.broker.names().tasks_exchange(),
+            executor: deps.executor.clone(),
+            tracker: deps.tracker.clone(),
+        };
+        hand_back.spawn(delivery, rest);
+    }
     Ok(())
 }
 

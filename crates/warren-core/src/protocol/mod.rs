@@ -11,6 +11,7 @@ mod report;
 mod stream_event;
 mod submit;
 mod task;
+mod task_batch;
 mod workflow;
 
 pub use control::{ControlKind, ControlMessage};
@@ -20,6 +21,7 @@ pub use report::{Failure, Heartbeat, JobRef, Report, ReportEnvelope, RetryDecisi
 pub use stream_event::{workflow_routing_key, EventKind, StreamEvent, WorkflowTransitionEvent};
 pub use submit::{InvalidJobSpec, JobSpec, SubmitEnvelope, MAX_PRIORITY};
 pub use task::TaskMessage;
+pub use task_batch::{decode_tasks, pack_tasks, PackedTasks, TaskBatch};
 pub use workflow::{TemplateRef, WorkflowSource, WorkflowSubmission};
 
 /// The only protocol version this build speaks.

@@ -1,0 +1,81 @@
+//! Several tasks per task message (`WARREN_TASK_BATCH`): jobs dispatched
+//! together travel in one message, and a worker that pulls a message with
+//! more tasks than it has free slots runs what it can and hands the rest
+//! back to the queue, where any worker with room takes them.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+use warren_core::protocol::JobSpec;
+use warren_core::JobState;
+use warren_store::Store;
+use warren_tests::TestEnv;
+use warren_worker::Registry;
+
+/// Submits `jobs` in one envelope (so intake dispatches them together, in
+/// one message) and waits until each completed; returns the worker ids
+/// that ran them, after checking each ran in its first attempt.
+async fn run_together(env: &TestEnv, store: &Store, jobs: Vec<JobSpec>) -> HashSet<String> {
+    let ids = env.submit(jobs).await;
+    let mut workers = HashSet::new();
+    for id in ids {
+        let job = env
+            .wait_job(store, id, "job completed", |j| {
+                j.state() == JobState::Completed
+            })
+            .await;
+        assert_eq!(job.attempt, 1, "job {id} ran in its first attempt");
+        workers.extend(job.worker_id);
+    }
+    workers
+}
+
+/// One worker with one slot and a message of five tasks: it runs one and
+/// hands the others back, message after message, until all are done — a
+/// message never waits on the slots of the worker that took it.
+#[tokio::test]
+async fn a_worker_with_one_slot_works_through_a_message_of_five() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let mut config = env.worker_config(&["batched"]);
+    config.concurrency = 1;
+    let worker = env.start_worker_with(config, Registry::with_builtins());
+    let store = env.store().await;
+
+    let jobs = (0..5)
+        .map(|i| JobSpec::new("batched", "echo", json!({ "i": i })))
+        .collect();
+    let workers = run_together(&env, &store, jobs).await;
+    assert_eq!(workers, HashSet::from([worker.worker_id.clone()]));
+    assert_eq!(env.dead_letters().await, 0);
+    env.cleanup(&["batched"]).await;
+}
+
+/// Eight slow tasks in one message and two workers of two slots each: the
+/// worker that takes the message starts two and hands six back, and the
+/// other worker runs some of them instead of waiting while the first is
+/// busy.
+#[tokio::test]
+async fn tasks_a_busy_worker_cannot_start_go_to_one_with_free_slots() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let mut config = env.worker_config(&["batched"]);
+        config.concurrency = 2;
+        started.push(env.start_worker_with(config, Registry::with_builtins()));
+    }
+    let store = env.store().await;
+
+    let jobs = (0..8)
+        .map(|_| JobSpec::new("batched", "sleep", json!({ "ms": 300 })))
+        .collect();
+    let workers = run_together(&env, &store, jobs).await;
+    let expected: HashSet<String> = started.iter().map(|w| w.worker_id.clone()).collect();
+    assert_eq!(
+        workers, expected,
+        "both workers ran some of the message's tasks"
+    );
+    assert_eq!(env.dead_letters().await, 0);
+    env.cleanup(&["batched"]).await;
+}
