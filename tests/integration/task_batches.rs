@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 
 use serde_json::json;
-use warren_core::protocol::JobSpec;
+use warren_core::protocol::{decode_tasks, JobSpec};
 use warren_core::JobState;
 use warren_store::Store;
-use warren_tests::TestEnv;
+use warren_tests::{eventually, Tap, TestEnv, DEADLINE};
 use warren_worker::Registry;
 
 /// Submits `jobs` in one envelope (so intake dispatches them together, in
@@ -28,6 +28,50 @@ async fn run_together(env: &TestEnv, store: &Store, jobs: Vec<JobSpec>) -> HashS
         workers.extend(job.worker_id);
     }
     workers
+}
+
+/// Forty jobs in one envelope leave as three task messages (16, 16 and 8
+/// tasks with the default `WARREN_TASK_BATCH`), in submission order, each
+/// routed by the jobs' queue.
+#[tokio::test]
+async fn jobs_dispatched_together_share_task_messages() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let tasks_exchange = env.broker_config().names().tasks_exchange();
+    let tap = Tap::bind(&env, &tasks_exchange, &["packed"]).await;
+
+    let jobs: Vec<JobSpec> = (0..40)
+        .map(|i| JobSpec::new("packed", "echo", json!({ "i": i })))
+        .collect();
+    let ids = env.submit(jobs).await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    eventually("40 tasks published", DEADLINE, || async {
+        let drained = tap.drain().await;
+        let mut seen = seen.lock().unwrap();
+        seen.extend(drained);
+        let tasks: usize = seen
+            .iter()
+            .map(|m| decode_tasks(&m.body, usize::MAX).expect("a task message").len())
+            .sum();
+        (tasks >= 40).then_some(())
+    })
+    .await;
+    let messages = seen.into_inner().unwrap();
+
+    let sizes: Vec<usize> = messages
+        .iter()
+        .map(|m| decode_tasks(&m.body, usize::MAX).unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![16, 16, 8]);
+    assert!(messages.iter().all(|m| m.routing_key == "packed"));
+    let published: Vec<_> = messages
+        .iter()
+        .flat_map(|m| decode_tasks(&m.body, usize::MAX).unwrap())
+        .map(|task| task.job_id)
+        .collect();
+    assert_eq!(published, ids);
+    tap.close().await;
+    env.cleanup(&["packed"]).await;
 }
 
 /// One worker with one slot and a message of five tasks: it runs one and
