@@ -51,7 +51,11 @@ async fn jobs_dispatched_together_share_task_messages() {
         seen.extend(drained);
         let tasks: usize = seen
             .iter()
-            .map(|m| decode_tasks(&m.body, usize::MAX).expect("a task message").len())
+            .map(|m| {
+                decode_tasks(&m.body, usize::MAX)
+                    .expect("a task message")
+                    .len()
+            })
             .sum();
         (tasks >= 40).then_some(())
     })
