@@ -9,7 +9,7 @@ use serde_json::json;
 use warren_core::protocol::{decode_tasks, JobSpec};
 use warren_core::JobState;
 use warren_store::Store;
-use warren_tests::{eventually, Tap, TestEnv, DEADLINE};
+use warren_tests::{eventually, metric_value, Tap, TestEnv, DEADLINE};
 use warren_worker::Registry;
 
 /// Submits `jobs` in one envelope (so intake dispatches them together, in
@@ -32,11 +32,11 @@ async fn run_together(env: &TestEnv, store: &Store, jobs: Vec<JobSpec>) -> HashS
 
 /// Forty jobs in one envelope leave as three task messages (16, 16 and 8
 /// tasks with the default `WARREN_TASK_BATCH`), in submission order, each
-/// routed by the jobs' queue.
+/// routed by the jobs' queue, and the coordinator counts three messages.
 #[tokio::test]
 async fn jobs_dispatched_together_share_task_messages() {
     let mut env = TestEnv::new().await;
-    let _coordinator = env.start_coordinator().await;
+    let coordinator = env.start_coordinator().await;
     let tasks_exchange = env.broker_config().names().tasks_exchange();
     let tap = Tap::bind(&env, &tasks_exchange, &["packed"]).await;
 
@@ -74,6 +74,12 @@ async fn jobs_dispatched_together_share_task_messages() {
         .map(|task| task.job_id)
         .collect();
     assert_eq!(published, ids);
+    let series = "warren_task_messages_published_total{queue=\"packed\"}";
+    eventually("three task messages counted", DEADLINE, || async {
+        let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
+        (metric_value(&metrics, series) == Some(3.0)).then_some(())
+    })
+    .await;
     tap.close().await;
     env.cleanup(&["packed"]).await;
 }

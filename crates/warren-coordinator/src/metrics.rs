@@ -46,6 +46,9 @@ pub struct Metrics {
     /// `warren_dispatch_throttled_total{queue}`: claim rounds that left due
     /// jobs waiting because the queue's rate limit had no token left.
     pub dispatch_throttled: IntCounterVec,
+    /// `warren_task_messages_published_total{queue}`: task messages the
+    /// broker confirmed, each carrying one or more jobs' tasks.
+    pub task_messages: IntCounterVec,
     /// `warren_workflow_transitions_total{from, to}`.
     pub workflow_transitions: IntCounterVec,
     /// `warren_workflows_submitted_total{outcome}` (created / duplicate).
@@ -124,6 +127,11 @@ impl Metrics {
         let dispatch_throttled = counter(
             "warren_dispatch_throttled_total",
             "Dispatch rounds in which a queue's rate limit held back due jobs.",
+            &["queue"],
+        );
+        let task_messages = counter(
+            "warren_task_messages_published_total",
+            "Task messages confirmed by the broker; each carries the tasks of one or more jobs.",
             &["queue"],
         );
         let workflow_transitions = counter(
@@ -215,6 +223,7 @@ impl Metrics {
             ops,
             queue_paused,
             dispatch_throttled,
+            task_messages,
             workflow_transitions,
             workflows_submitted,
         }

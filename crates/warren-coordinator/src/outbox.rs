@@ -171,10 +171,19 @@ async fn settle(
     let mut unconfirmed = Vec::new();
     let mut confirmed = Vec::with_capacity(jobs.len());
     let mut fatal = None;
-    for (carried, result) in members.iter().zip(results) {
-        let carried = carried.iter().map(|&i| &jobs[i]);
+    for (carried_ids, result) in members.iter().zip(results) {
+        let carried = carried_ids.iter().map(|&i| &jobs[i]);
         match result {
-            Ok(()) => confirmed.extend(carried.map(DispatchedJob::transition)),
+            Ok(()) => {
+                if let Some(&first) = carried_ids.first() {
+                    shared
+                        .metrics
+                        .task_messages
+                        .with_label_values(&[jobs[first].queue.as_str()])
+                        .inc();
+                }
+                confirmed.extend(carried.map(DispatchedJob::transition));
+            }
             Err(e) => {
                 unconfirmed.extend(carried.map(|job| (job.id, job.lease)));
                 if fatal.is_none() && e.is_recoverable() {
