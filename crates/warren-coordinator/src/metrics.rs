@@ -131,7 +131,7 @@ impl Metrics {
         );
         let task_messages = counter(
             "warren_task_messages_published_total",
-            "Task messages confirmed by the broker; each carries the tasks of one or more jobs.",
+            "Task messages confirmed by the broker, each carrying the tasks of one or more jobs.",
             &["queue"],
         );
         let workflow_transitions = counter(
