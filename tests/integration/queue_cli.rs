@@ -43,6 +43,8 @@ async fn the_queue_commands_change_and_show_a_queue() {
         "3",
         "--rate-limit",
         "2.5",
+        "--task-batch",
+        "1",
         "--default-timeout",
         "image=5m",
         "--default-timeout",
@@ -56,6 +58,7 @@ async fn the_queue_commands_change_and_show_a_queue() {
     for expected in [
         "max in flight: 3",
         "rate limit:    2.5/s",
+        "task batch:    1 a message",
         "image  5m",
         "video  1h       3",
     ] {
@@ -95,13 +98,22 @@ async fn the_queue_commands_change_and_show_a_queue() {
         "{text}"
     );
 
-    let cleared = run(&["queue", "set", "media", "--rate-limit", "none"]).await;
+    let cleared = run(&[
+        "queue",
+        "set",
+        "media",
+        "--rate-limit",
+        "none",
+        "--task-batch",
+        "none",
+    ])
+    .await;
     assert!(cleared.status.success(), "{}", stderr(&cleared));
     let resume = run(&["queue", "resume", "media", "--json"]).await;
     let queue: Value = serde_json::from_slice(&resume.stdout).expect("JSON");
     assert_eq!(
-        (&queue["paused"], &queue["rate_limit"]),
-        (&json!(false), &Value::Null)
+        (&queue["paused"], &queue["rate_limit"], &queue["task_batch"]),
+        (&json!(false), &Value::Null, &Value::Null)
     );
 
     // Refusals: a bad value (before any request), an unknown queue (exit 3),

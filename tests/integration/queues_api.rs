@@ -52,6 +52,7 @@ async fn queues_have_the_documented_shape_and_validate_changes() {
             "paused",
             "max_in_flight",
             "rate_limit",
+            "task_batch",
             "task_defaults",
             "counts",
             "oldest_pending_age_ms"

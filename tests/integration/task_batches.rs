@@ -9,7 +9,7 @@ use serde_json::json;
 use warren_core::protocol::{decode_tasks, JobSpec};
 use warren_core::JobState;
 use warren_store::Store;
-use warren_tests::{eventually, metric_value, Tap, TestEnv, DEADLINE};
+use warren_tests::{api_call, eventually, metric_value, Tap, TestEnv, DEADLINE, TEST_TOKEN};
 use warren_worker::Registry;
 
 /// Submits `jobs` in one envelope (so intake dispatches them together, in
@@ -82,6 +82,78 @@ async fn jobs_dispatched_together_share_task_messages() {
     .await;
     tap.close().await;
     env.cleanup(&["packed"]).await;
+}
+
+/// Takes task messages off `tap` until they carry `tasks` tasks; returns
+/// each message's task count.
+async fn message_sizes(tap: &Tap, tasks: usize) -> Vec<usize> {
+    let sizes = std::sync::Mutex::new(Vec::new());
+    eventually(&format!("{tasks} tasks published"), DEADLINE, || async {
+        let drained = tap.drain().await;
+        let mut sizes = sizes.lock().unwrap();
+        sizes.extend(drained.iter().map(|m| {
+            decode_tasks(&m.body, usize::MAX)
+                .expect("a task message")
+                .len()
+        }));
+        (sizes.iter().sum::<usize>() >= tasks).then_some(())
+    })
+    .await;
+    sizes.into_inner().unwrap()
+}
+
+/// A queue's own `task_batch` (set through the API) overrides
+/// `WARREN_TASK_BATCH` for that queue alone, at once on the coordinator
+/// that took the change, and `null` gives it back the default; values out
+/// of range are refused.
+#[tokio::test]
+async fn a_queue_s_own_task_batch_caps_its_messages() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let api = coordinator.api_url.as_str();
+    let tasks_exchange = env.broker_config().names().tasks_exchange();
+    let tap = Tap::bind(&env, &tasks_exchange, &["long", "short"]).await;
+    let patch = |body: &'static str| {
+        api_call(
+            api,
+            "PATCH",
+            "/v1/queues/long",
+            Some(TEST_TOKEN),
+            Some(body),
+        )
+    };
+
+    for refused in [r#"{"task_batch": 0}"#, r#"{"task_batch": 1001}"#] {
+        let (status, body) = patch(refused).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+    }
+    let (status, body) = patch(r#"{"task_batch": 1}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["task_batch"], 1);
+
+    let jobs = |queue: &str| -> Vec<JobSpec> {
+        (0..4)
+            .map(|i| JobSpec::new(queue, "echo", json!({ "i": i })))
+            .collect()
+    };
+    let mut both = jobs("long");
+    both.extend(jobs("short"));
+    env.submit(both).await;
+    let mut sizes = message_sizes(&tap, 8).await;
+    sizes.sort_unstable();
+    assert_eq!(
+        sizes,
+        vec![1, 1, 1, 1, 4],
+        "long: one task a message; short: one message"
+    );
+
+    let (status, body) = patch(r#"{"task_batch": null}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["task_batch"].is_null());
+    env.submit(jobs("long")).await;
+    assert_eq!(message_sizes(&tap, 4).await, vec![4]);
+    tap.close().await;
+    env.cleanup(&["long", "short"]).await;
 }
 
 /// One worker with one slot and a message of five tasks: it runs one and

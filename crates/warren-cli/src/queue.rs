@@ -86,6 +86,13 @@ fn render_one(queue: &Queue) -> String {
             limit(queue.rate_limit.map(|r| format!("{r}/s"))),
         ),
         (
+            "task batch",
+            queue.task_batch.map_or_else(
+                || "coordinator default".to_owned(),
+                |n| format!("{n} a message"),
+            ),
+        ),
+        (
             "jobs",
             if counts.is_empty() {
                 "none waiting or running".to_owned()
@@ -214,6 +221,7 @@ mod tests {
              dispatch:      paused\n\
              max in flight: 4\n\
              rate limit:    0.5/s\n\
+             task batch:    coordinator default\n\
              jobs:          dead 2, pending 12, queued 1, running 3\n\
              oldest wait:   95s\n\
              task defaults:\n  \

@@ -44,6 +44,10 @@ pub(crate) struct QueueSetArgs {
     /// Most dispatches per second (fractions allowed, e.g. 0.5), or `none`.
     #[arg(long, value_name = "R|none", value_parser = parse_rate)]
     pub(crate) rate_limit: Option<OrNone<f64>>,
+    /// Most tasks one task message carries (1 for long tasks over few worker
+    /// slots), or `none` for the coordinators' WARREN_TASK_BATCH.
+    #[arg(long, value_name = "N|none", value_parser = parse_task_batch)]
+    pub(crate) task_batch: Option<OrNone<u32>>,
     /// Timeout of jobs of TYPE that set none, e.g. `image=5m` (`image=none` clears). Repeatable.
     #[arg(long, value_name = "TYPE=D|none", value_parser = parse_default_timeout)]
     pub(crate) default_timeout: Vec<(String, Option<Duration>)>,
@@ -72,11 +76,12 @@ impl QueueSetArgs {
             paused: None,
             max_in_flight: self.max_in_flight.map(|v| v.0),
             rate_limit: self.rate_limit.map(|v| v.0),
+            task_batch: self.task_batch.map(|v| v.0),
             task_defaults: (!defaults.is_empty()).then_some(Value::Object(defaults)),
         };
         if patch == QueuePatch::default() {
             return Err(CliError::general(
-                "nothing to change: give --max-in-flight, --rate-limit, --default-timeout or --default-max-retries",
+                "nothing to change: give --max-in-flight, --rate-limit, --task-batch, --default-timeout or --default-max-retries",
             ));
         }
         Ok(patch)
@@ -108,6 +113,14 @@ fn parse_max_in_flight(text: &str) -> Result<OrNone<u32>, String> {
     or_none(text, |t| match t.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("expected a whole number of at least 1, or none".into()),
+    })
+    .map(OrNone)
+}
+
+fn parse_task_batch(text: &str) -> Result<OrNone<u32>, String> {
+    or_none(text, |t| match t.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number from 1 to 1000, or none".into()),
     })
     .map(OrNone)
 }

@@ -22,6 +22,10 @@ pub struct Queue {
     pub max_in_flight: Option<u32>,
     /// Dispatches per second, across all coordinators.
     pub rate_limit: Option<f64>,
+    /// Most tasks one task message of the queue carries; `None`: the
+    /// coordinators' `WARREN_TASK_BATCH`.
+    #[serde(default)]
+    pub task_batch: Option<u32>,
     /// Defaults by task type: `{"image": {"timeout_ms": 300000, "max_attempts": 3}}`.
     #[serde(default)]
     pub task_defaults: BTreeMap<String, Map<String, Value>>,
@@ -48,6 +52,9 @@ pub struct QueuePatch {
     /// Set or clear the rate limit (jobs per second; fractions allowed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<Option<f64>>,
+    /// Set the tasks per task message, or go back to `WARREN_TASK_BATCH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_batch: Option<Option<u32>>,
     /// A JSON merge patch of the task defaults: `{"image": {"timeout_ms":
     /// 300000}}` sets one field of one type, `null` values clear.
     #[serde(skip_serializing_if = "Option::is_none")]

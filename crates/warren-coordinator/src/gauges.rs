@@ -1,5 +1,6 @@
 //! Refreshes gauge metrics (jobs by queue and state, the oldest due job per
-//! queue, live workers, paused queues) from the database every few seconds; workers that
+//! queue, live workers, paused queues) from the database every few seconds,
+//! and the queues' own `task_batch` settings with them; workers that
 //! stopped long ago are forgotten.
 //!
 //! `warren_jobs` covers the states a job waits or runs in, plus the dead
@@ -62,7 +63,10 @@ async fn refresh(shared: &Shared) -> Result<(), StoreError> {
         .store
         .forget_dead_workers(FORGET_WORKERS_AFTER)
         .await?;
-    refresh_queue_flags(shared).await
+    refresh_queue_flags(shared).await?;
+    let batches = shared.store.queue_task_batches().await?;
+    shared.task_batches.replace(batches);
+    Ok(())
 }
 
 /// `warren_queue_paused` for every queue (changes made through another

@@ -30,6 +30,7 @@ mod retention;
 mod session;
 mod shared;
 mod sweeper;
+mod task_batches;
 mod workflows;
 
 use std::sync::Arc;

@@ -70,13 +70,15 @@ impl Outbox {
         if failed.is_none() {
             failed = self.declare(&jobs).await.err();
         }
-        let config = &self.shared.config;
+        let max_bytes = self.shared.config.max_payload_bytes;
         let tasks: Vec<_> = jobs.iter().map(DispatchedJob::task_message).collect();
-        let messages = pack_tasks(
-            jobs.iter().zip(&tasks).map(|(j, t)| (j.queue.as_str(), t)),
-            config.task_batch,
-            config.max_payload_bytes,
-        );
+        let messages = self.shared.task_batches.with(|cap| {
+            pack_tasks(
+                jobs.iter().zip(&tasks).map(|(j, t)| (j.queue.as_str(), t)),
+                cap,
+                max_bytes,
+            )
+        });
         let pending = match failed {
             None => {
                 let items: Vec<(String, Vec<u8>)> = messages

@@ -10,6 +10,7 @@ use warren_store::Store;
 use crate::defaults_cache::DefaultsCache;
 use crate::events::EventHub;
 use crate::hearing::Hearing;
+use crate::task_batches::TaskBatches;
 use crate::{CoordinatorConfig, Metrics};
 
 /// A control message for one worker, sent by whichever broker session is up.
@@ -40,12 +41,15 @@ pub(crate) struct Shared {
     /// Whether workers can be heard (broker up, database reachable): the
     /// checks that read silence as loss wait for it.
     pub(crate) hearing: Hearing,
+    /// Each queue's cap on tasks per task message.
+    pub(crate) task_batches: TaskBatches,
 }
 
 impl Shared {
     pub(crate) fn new(config: CoordinatorConfig, store: Store) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         Self {
+            task_batches: TaskBatches::new(config.task_batch),
             events: EventHub::new(config.max_event_streams, config.event_stream_buffer),
             config,
             store,

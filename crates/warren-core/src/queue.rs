@@ -19,6 +19,8 @@ pub const MAX_TASK_DEFAULTS: usize = 100;
 pub const MAX_IN_FLIGHT_LIMIT: i64 = 1_000_000;
 /// Highest accepted rate limit, in jobs per second.
 pub const MAX_RATE_LIMIT: f64 = 1_000_000.0;
+/// Highest accepted `task_batch` (tasks per task message).
+pub const MAX_TASK_BATCH: i64 = 1_000;
 
 /// What a queue fills in for a job of one task type that does not set it
 /// itself: the per-attempt timeout and any retry field.
@@ -161,6 +163,17 @@ pub fn validate_max_in_flight(value: i64) -> Result<(), InvalidQueueSetting> {
     }
 }
 
+/// Checks a queue's `task_batch`: most tasks one task message carries.
+pub fn validate_task_batch(value: i64) -> Result<(), InvalidQueueSetting> {
+    if (1..=MAX_TASK_BATCH).contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidQueueSetting(format!(
+            "task_batch must be between 1 and {MAX_TASK_BATCH} (null leaves it to WARREN_TASK_BATCH)"
+        )))
+    }
+}
+
 /// Checks a queue's rate limit (jobs per second; fractions allowed).
 pub fn validate_rate_limit(value: f64) -> Result<(), InvalidQueueSetting> {
     if value.is_finite() && value > 0.0 && value <= MAX_RATE_LIMIT {
@@ -285,6 +298,10 @@ mod tests {
         assert!(validate_task_defaults(&map).is_ok());
         map.insert("bad type".into(), TaskDefaults::default());
         assert!(validate_task_defaults(&map).is_err());
+        assert!(validate_task_batch(1).is_ok());
+        assert!(validate_task_batch(MAX_TASK_BATCH).is_ok());
+        assert!(validate_task_batch(0).is_err());
+        assert!(validate_task_batch(MAX_TASK_BATCH + 1).is_err());
         assert!(validate_max_in_flight(1).is_ok());
         assert!(validate_max_in_flight(0).is_err());
         assert!(validate_max_in_flight(-3).is_err());

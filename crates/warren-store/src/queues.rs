@@ -33,6 +33,9 @@ pub struct QueueInfo {
     pub max_in_flight: Option<i32>,
     /// Dispatches per second, across all coordinators.
     pub rate_limit: Option<f64>,
+    /// Most tasks one task message of this queue carries; `None` leaves it
+    /// to the coordinators' `WARREN_TASK_BATCH`.
+    pub task_batch: Option<i32>,
     /// Defaults filled into its jobs that do not set them, by task type.
     pub task_defaults: TaskDefaultsByType,
     /// Jobs per non-terminal state, plus `dead` (failed or timed out with no
@@ -52,6 +55,8 @@ pub struct QueueUpdate {
     pub max_in_flight: Option<Option<i32>>,
     /// `Some(None)` removes the rate limit.
     pub rate_limit: Option<Option<f64>>,
+    /// `Some(None)` leaves the queue to `WARREN_TASK_BATCH` again.
+    pub task_batch: Option<Option<i32>>,
     /// A JSON merge patch of the task defaults (see
     /// [`patch_task_defaults`]); `Null` clears them all.
     pub task_defaults: Option<Value>,
@@ -89,6 +94,7 @@ struct QueueRecord {
     paused: bool,
     max_in_flight: Option<i32>,
     rate_limit: Option<f64>,
+    task_batch: Option<i32>,
     task_defaults: Value,
     counts: Value,
     dead: i64,
@@ -100,7 +106,7 @@ struct QueueRecord {
 /// finding its oldest due job with one probe per priority of the dispatch
 /// index, so neither terminal rows nor a whole backlog are read.
 const SELECT_QUEUES: &str =
-    "SELECT q.name, q.paused, q.max_in_flight, q.rate_limit, q.task_defaults,
+    "SELECT q.name, q.paused, q.max_in_flight, q.rate_limit, q.task_batch, q.task_defaults,
             c.counts, d.dead, o.oldest_ms
        FROM queues q
       CROSS JOIN LATERAL (
@@ -171,6 +177,7 @@ impl Store {
                     max_in_flight = CASE WHEN $3 THEN $4 ELSE max_in_flight END,
                     rate_limit = CASE WHEN $5 THEN $6 ELSE rate_limit END,
                     task_defaults = COALESCE($7, task_defaults),
+                    task_batch = CASE WHEN $8 THEN $9 ELSE task_batch END,
                     updated_at = now()
               WHERE name = $1",
         )
@@ -181,6 +188,8 @@ impl Store {
         .bind(update.rate_limit.is_some())
         .bind(update.rate_limit.flatten())
         .bind(defaults)
+        .bind(update.task_batch.is_some())
+        .bind(update.task_batch.flatten())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -219,6 +228,17 @@ impl Store {
         let mut listener = PgListener::connect_with(&own).await?;
         listener.listen(TASK_DEFAULTS_CHANNEL).await?;
         Ok(TaskDefaultsListener { listener })
+    }
+
+    /// (queue, task_batch) of every queue that sets its own `task_batch`.
+    pub async fn queue_task_batches(&self) -> Result<Vec<(String, i32)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT name, task_batch FROM queues WHERE task_batch IS NOT NULL
+              ORDER BY name LIMIT $1",
+        )
+        .bind(MAX_QUEUES_LISTED)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// (queue, paused) of every queue, for the `warren_queue_paused` gauge.
@@ -265,6 +285,7 @@ impl From<QueueRecord> for QueueInfo {
             paused: record.paused,
             max_in_flight: record.max_in_flight,
             rate_limit: record.rate_limit,
+            task_batch: record.task_batch,
             counts,
             oldest_pending_age_ms: record.oldest_ms,
         }

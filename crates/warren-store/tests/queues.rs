@@ -241,6 +241,7 @@ async fn updates_create_merge_and_clear_settings() {
     let update = QueueUpdate {
         max_in_flight: Some(Some(4)),
         rate_limit: Some(Some(0.5)),
+        task_batch: Some(Some(1)),
         task_defaults: Some(
             json!({"image": {"timeout_ms": 300000}, "video": {"timeout_ms": 3600000}}),
         ),
@@ -250,6 +251,11 @@ async fn updates_create_merge_and_clear_settings() {
     assert_eq!(
         (queue.max_in_flight, queue.rate_limit, queue.paused),
         (Some(4), Some(0.5), false)
+    );
+    assert_eq!(queue.task_batch, Some(1));
+    assert_eq!(
+        store.queue_task_batches().await.unwrap(),
+        vec![("media".to_owned(), 1)]
     );
     assert_eq!(
         serde_json::to_value(&queue.task_defaults).unwrap(),
@@ -276,11 +282,16 @@ async fn updates_create_merge_and_clear_settings() {
     let update = QueueUpdate {
         max_in_flight: Some(None),
         rate_limit: Some(None),
+        task_batch: Some(None),
         task_defaults: Some(json!(null)),
         ..QueueUpdate::default()
     };
     let queue = store.update_queue("media", &update).await.unwrap();
-    assert_eq!((queue.max_in_flight, queue.rate_limit), (None, None));
+    assert_eq!(
+        (queue.max_in_flight, queue.rate_limit, queue.task_batch),
+        (None, None, None)
+    );
+    assert!(store.queue_task_batches().await.unwrap().is_empty());
     assert!(queue.task_defaults.is_empty());
 
     // Defaults that do not fit together are refused, and nothing changes.

@@ -57,7 +57,7 @@ impl HandBack {
         }
         let messages = pack_tasks(
             tasks.iter().map(|t| (t.queue.as_str(), t)),
-            tasks.len(),
+            |_| tasks.len(),
             usize::MAX,
         );
         let mut kept = Vec::new();

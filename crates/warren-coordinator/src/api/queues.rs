@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
-use warren_core::queue::{validate_max_in_flight, validate_rate_limit};
+use warren_core::queue::{validate_max_in_flight, validate_rate_limit, validate_task_batch};
 use warren_core::validate_name;
 use warren_store::{QueueInfo, QueueUpdate};
 
@@ -49,6 +49,8 @@ pub(super) struct QueuePatch {
     rate_limit: Option<Option<f64>>,
     #[serde(default, deserialize_with = "present")]
     task_defaults: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    task_batch: Option<Option<i64>>,
 }
 
 /// Tells a field given as `null` (`Some(None)` / `Some(Null)`) from one left
@@ -68,6 +70,13 @@ impl QueuePatch {
             }
             other => other.map(|_| None),
         };
+        let task_batch = match self.task_batch {
+            Some(Some(n)) => {
+                validate_task_batch(n).map_err(bad)?;
+                Some(Some(n as i32))
+            }
+            other => other.map(|_| None),
+        };
         if let Some(Some(rate)) = self.rate_limit {
             validate_rate_limit(rate).map_err(bad)?;
         }
@@ -76,6 +85,7 @@ impl QueuePatch {
             max_in_flight,
             rate_limit: self.rate_limit,
             task_defaults: self.task_defaults,
+            task_batch,
         })
     }
 }
@@ -131,11 +141,15 @@ async fn change(
     // Other coordinators hear of it from PostgreSQL; this one applies it to
     // its very next batch.
     shared.defaults_cache.invalidate();
+    if update.task_batch.is_some() {
+        shared.task_batches.set(name, queue.task_batch);
+    }
     tracing::info!(
         queue = name,
         paused = queue.paused,
         max_in_flight = queue.max_in_flight,
         rate_limit = queue.rate_limit,
+        task_batch = queue.task_batch,
         "queue settings changed through the API"
     );
     shared.metrics.set_queue_paused(name, queue.paused);
