@@ -1,6 +1,6 @@
 //! Queue controls over the HTTP API: list and show queues with their job
-//! counts, pause and resume dispatch, change `max_in_flight`, the rate limit
-//! and the per-task-type defaults.
+//! counts, pause and resume dispatch, change `max_in_flight`, the rate
+//! limit, the tasks per task message and the per-task-type defaults.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Queue controls: a queue's settings with its job counts (the API's queue
-//! resource), changing them (pause, cap, rate limit, task defaults), and the
-//! task defaults intake fills into new jobs. Dispatch enforces the settings
+//! resource), changing them (pause, cap, rate limit, tasks per message,
+//! task defaults), and the task defaults intake fills into new jobs. Dispatch enforces the settings
 //! (see `dispatch.rs`).
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,7 +1,8 @@
 //! `/v1/queues`: list and show queues with their job counts; change a
-//! queue's controls (pause, `max_in_flight`, rate limit, task defaults).
-//! Changes are stored in the `queues` table, which every coordinator's
-//! dispatch and intake read, so they apply cluster-wide at once.
+//! queue's controls (pause, `max_in_flight`, rate limit, `task_batch`,
+//! task defaults). Changes are stored in the `queues` table, which every
+//! coordinator's dispatch and intake read, so they apply cluster-wide at
+//! once (`task_batch` on other coordinators within one gauge refresh).
 
 use std::sync::Arc;
 
