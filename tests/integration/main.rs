@@ -16,6 +16,7 @@ mod events;
 mod lifecycle;
 mod listing;
 mod metrics;
+mod progress;
 mod queue_cli;
 mod queue_limits;
 mod queues_api;

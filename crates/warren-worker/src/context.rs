@@ -2,11 +2,16 @@
 //! save checkpoints for its own attempt and observe cancellation — nothing
 //! else, so a handler cannot move its job to an arbitrary state.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warren_core::protocol::{JobRef, Report, TaskMessage};
+
+use crate::progress_gate::ProgressGate;
 
 /// Per-attempt context handed to a handler.
 #[derive(Clone)]
@@ -19,13 +24,17 @@ pub struct JobContext {
     inputs: Map<String, Value>,
     cancel: CancellationToken,
     reports: mpsc::UnboundedSender<Report>,
+    progress: Arc<ProgressGate>,
 }
 
 impl JobContext {
+    /// A context whose progress reports pass `progress` (see
+    /// [`ProgressGate`]); checkpoints go straight to `reports`.
     pub(crate) fn new(
         task: &TaskMessage,
         cancel: CancellationToken,
         reports: mpsc::UnboundedSender<Report>,
+        progress: Arc<ProgressGate>,
     ) -> Self {
         Self {
             job: task.job_ref(),
@@ -36,17 +45,21 @@ impl JobContext {
             inputs: task.inputs.clone(),
             cancel,
             reports,
+            progress,
         }
     }
 
     /// A context not attached to a worker, for testing handlers: returns the
     /// context, its cancellation token, and the receiver of its reports.
+    /// Every progress report is passed on (a worker's context sends at
+    /// most four a second, the last one always).
     pub fn for_testing(
         task: &TaskMessage,
     ) -> (Self, CancellationToken, mpsc::UnboundedReceiver<Report>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
-        (Self::new(task, cancel.clone(), tx), cancel, rx)
+        let progress = ProgressGate::new(Duration::ZERO, tx.clone());
+        (Self::new(task, cancel.clone(), tx, progress), cancel, rx)
     }
 
     /// The job's id.
@@ -85,14 +98,27 @@ impl JobContext {
         &self.inputs
     }
 
-    /// Reports progress (`percent` is clamped to 0–100) and the current stage.
+    /// Reports progress (`percent` is clamped to 0–100) and the current
+    /// stage. Call it as often as convenient: at most four reports a second
+    /// leave the worker, the latest one always.
     pub fn progress(&self, percent: f32, stage: impl Into<String>) {
-        self.send(Some(percent.clamp(0.0, 100.0)), Some(stage.into()), None);
+        self.progress.offer(Report::Progress {
+            job: self.job,
+            percent: Some(percent.clamp(0.0, 100.0)),
+            stage: Some(stage.into()),
+            checkpoint: None,
+        });
     }
 
     /// Saves a checkpoint; a retried attempt receives the latest one.
     pub fn save_checkpoint(&self, checkpoint: Value) {
-        self.send(None, None, Some(checkpoint));
+        // A closed channel means the attempt is over; nothing left to report.
+        let _ = self.reports.send(Report::Progress {
+            job: self.job,
+            percent: None,
+            stage: None,
+            checkpoint: Some(checkpoint),
+        });
     }
 
     /// True once the job was cancelled, timed out, or the worker is stopping.
@@ -104,15 +130,5 @@ impl JobContext {
     /// that ignores it is aborted after the worker's cancel grace period.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
-    }
-
-    fn send(&self, percent: Option<f32>, stage: Option<String>, checkpoint: Option<Value>) {
-        // A closed channel means the attempt is over; nothing left to report.
-        let _ = self.reports.send(Report::Progress {
-            job: self.job,
-            percent,
-            stage,
-            checkpoint,
-        });
     }
 }

@@ -14,6 +14,7 @@ use warren_core::protocol::{Failure, JobRef, Report, RetryDecision, TaskMessage}
 use crate::context::JobContext;
 use crate::handler::{HandlerError, Registry};
 use crate::metrics::WorkerMetrics;
+use crate::progress_gate::{ProgressGate, PROGRESS_INTERVAL};
 use crate::reporter::Outgoing;
 use crate::task_delivery::TaskDelivery;
 
@@ -93,7 +94,8 @@ impl Executor {
         self.metrics.running.inc();
 
         let started = Instant::now();
-        let ctx = JobContext::new(&task, token.clone(), self.reports.clone());
+        let progress = ProgressGate::new(PROGRESS_INTERVAL, self.reports.clone());
+        let ctx = JobContext::new(&task, token.clone(), self.reports.clone(), progress.clone());
         let timeout = task.timeout_ms.map(Duration::from_millis);
         let supervised = self.supervise(tokio::spawn(handler(ctx, task.payload)), &token, timeout);
         tokio::pin!(supervised);
@@ -115,6 +117,8 @@ impl Executor {
             }
         };
 
+        // No progress report may trail the final one.
+        progress.close();
         self.running
             .lock()
             .expect("running map poisoned")

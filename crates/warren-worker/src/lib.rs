@@ -31,6 +31,7 @@ mod hand_back;
 mod handler;
 mod metrics;
 mod metrics_server;
+mod progress_gate;
 mod reporter;
 mod session;
 mod task_delivery;
