@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use serde_json::json;
-use warren_core::protocol::{decode_tasks, JobSpec};
+use warren_core::protocol::{decode_tasks, JobSpec, TaskMessage};
 use warren_core::JobState;
 use warren_store::Store;
 use warren_tests::{api_call, eventually, metric_value, Tap, TestEnv, DEADLINE, TEST_TOKEN};
@@ -44,34 +44,14 @@ async fn jobs_dispatched_together_share_task_messages() {
         .map(|i| JobSpec::new("packed", "echo", json!({ "i": i })))
         .collect();
     let ids = env.submit(jobs).await;
-    let seen = std::sync::Mutex::new(Vec::new());
-    eventually("40 tasks published", DEADLINE, || async {
-        let drained = tap.drain().await;
-        let mut seen = seen.lock().unwrap();
-        seen.extend(drained);
-        let tasks: usize = seen
-            .iter()
-            .map(|m| {
-                decode_tasks(&m.body, usize::MAX)
-                    .expect("a task message")
-                    .len()
-            })
-            .sum();
-        (tasks >= 40).then_some(())
-    })
-    .await;
-    let messages = seen.into_inner().unwrap();
+    let messages = tapped_messages(&tap, 40).await;
 
-    let sizes: Vec<usize> = messages
-        .iter()
-        .map(|m| decode_tasks(&m.body, usize::MAX).unwrap().len())
-        .collect();
+    let sizes: Vec<usize> = messages.iter().map(|(_, tasks)| tasks.len()).collect();
     assert_eq!(sizes, vec![16, 16, 8]);
-    assert!(messages.iter().all(|m| m.routing_key == "packed"));
+    assert!(messages.iter().all(|(key, _)| key == "packed"));
     let published: Vec<_> = messages
         .iter()
-        .flat_map(|m| decode_tasks(&m.body, usize::MAX).unwrap())
-        .map(|task| task.job_id)
+        .flat_map(|(_, tasks)| tasks.iter().map(|task| task.job_id))
         .collect();
     assert_eq!(published, ids);
     let series = "warren_task_messages_published_total{queue=\"packed\"}";
@@ -85,21 +65,27 @@ async fn jobs_dispatched_together_share_task_messages() {
 }
 
 /// Takes task messages off `tap` until they carry `tasks` tasks; returns
-/// each message's task count.
-async fn message_sizes(tap: &Tap, tasks: usize) -> Vec<usize> {
-    let sizes = std::sync::Mutex::new(Vec::new());
+/// each message's routing key and tasks, in the order they were published.
+async fn tapped_messages(tap: &Tap, tasks: usize) -> Vec<(String, Vec<TaskMessage>)> {
+    let seen = std::sync::Mutex::new(Vec::new());
     eventually(&format!("{tasks} tasks published"), DEADLINE, || async {
         let drained = tap.drain().await;
-        let mut sizes = sizes.lock().unwrap();
-        sizes.extend(drained.iter().map(|m| {
-            decode_tasks(&m.body, usize::MAX)
-                .expect("a task message")
-                .len()
+        let mut seen = seen.lock().unwrap();
+        seen.extend(drained.into_iter().map(|m| {
+            let carried = decode_tasks(&m.body, usize::MAX).expect("a task message");
+            (m.routing_key, carried)
         }));
-        (sizes.iter().sum::<usize>() >= tasks).then_some(())
+        let total: usize = seen.iter().map(|(_, carried)| carried.len()).sum();
+        (total >= tasks).then_some(())
     })
     .await;
-    sizes.into_inner().unwrap()
+    seen.into_inner().unwrap()
+}
+
+/// Each task message's task count, as [`tapped_messages`] takes them.
+async fn message_sizes(tap: &Tap, tasks: usize) -> Vec<usize> {
+    let messages = tapped_messages(tap, tasks).await;
+    messages.iter().map(|(_, carried)| carried.len()).collect()
 }
 
 /// A queue's own `task_batch` (set through the API) overrides

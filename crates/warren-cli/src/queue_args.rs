@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use warren_client::QueuePatch;
+use warren_core::queue::MAX_TASK_BATCH;
 
 use crate::failure::CliError;
 
@@ -119,8 +120,10 @@ fn parse_max_in_flight(text: &str) -> Result<OrNone<u32>, String> {
 
 fn parse_task_batch(text: &str) -> Result<OrNone<u32>, String> {
     or_none(text, |t| match t.parse::<u32>() {
-        Ok(n) if (1..=1000).contains(&n) => Ok(n),
-        _ => Err("expected a whole number from 1 to 1000, or none".into()),
+        Ok(n) if (1..=MAX_TASK_BATCH).contains(&i64::from(n)) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {MAX_TASK_BATCH}, or none"
+        )),
     })
     .map(OrNone)
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use warren_broker::BrokerConfig;
+use warren_core::queue::MAX_TASK_BATCH;
 use warren_store::StoreConfig;
 
 use crate::Retention;
@@ -158,8 +159,10 @@ impl CoordinatorConfig {
         if self.dispatch_window == 0 {
             return Err("WARREN_DISPATCH_WINDOW must be at least 1".into());
         }
-        if !(1..=1_000).contains(&self.task_batch) {
-            return Err("WARREN_TASK_BATCH must be between 1 and 1000".into());
+        if !(1..=MAX_TASK_BATCH as usize).contains(&self.task_batch) {
+            return Err(format!(
+                "WARREN_TASK_BATCH must be between 1 and {MAX_TASK_BATCH}"
+            ));
         }
         if self.max_event_streams == 0 {
             return Err("WARREN_MAX_EVENT_STREAMS must be at least 1".into());

@@ -72,27 +72,21 @@ impl Outbox {
         }
         let max_bytes = self.shared.config.max_payload_bytes;
         let tasks: Vec<_> = jobs.iter().map(DispatchedJob::task_message).collect();
-        let messages = self.shared.task_batches.with(|cap| {
-            pack_tasks(
-                jobs.iter().zip(&tasks).map(|(j, t)| (j.queue.as_str(), t)),
-                cap,
-                max_bytes,
-            )
-        });
+        let messages = self
+            .shared
+            .task_batches
+            .with(|cap| pack_tasks(&tasks, cap, max_bytes));
+        let (items, members): (Vec<(String, Vec<u8>)>, Vec<_>) = messages
+            .into_iter()
+            .map(|m| ((m.queue, m.body), m.members))
+            .unzip();
         let pending = match failed {
-            None => {
-                let items: Vec<(String, Vec<u8>)> = messages
-                    .iter()
-                    .map(|m| (m.queue.clone(), m.body.clone()))
-                    .collect();
-                self.publisher.send_batch(&self.exchange, &items).await
-            }
-            Some(_) => messages
+            None => self.publisher.send_batch(&self.exchange, &items).await,
+            Some(_) => items
                 .iter()
                 .map(|_| Err(BrokerError::ConnectionClosed))
                 .collect(),
         };
-        let members = messages.into_iter().map(|m| m.members).collect();
         self.settling.spawn(settle(
             self.shared.clone(),
             token.clone(),

@@ -27,7 +27,7 @@ impl TaskBatches {
     pub(crate) fn replace(&self, settings: impl IntoIterator<Item = (String, i32)>) {
         let fresh = settings
             .into_iter()
-            .map(|(queue, batch)| (queue, batch.max(1) as usize))
+            .map(|(queue, batch)| (queue, cap(batch)))
             .collect();
         *self.by_queue.write().expect("task batches poisoned") = fresh;
     }
@@ -36,7 +36,7 @@ impl TaskBatches {
     pub(crate) fn set(&self, queue: &str, batch: Option<i32>) {
         let mut by_queue = self.by_queue.write().expect("task batches poisoned");
         match batch {
-            Some(batch) => by_queue.insert(queue.to_owned(), batch.max(1) as usize),
+            Some(batch) => by_queue.insert(queue.to_owned(), cap(batch)),
             None => by_queue.remove(queue),
         };
     }
@@ -46,6 +46,11 @@ impl TaskBatches {
         let by_queue = self.by_queue.read().expect("task batches poisoned");
         f(&|queue| by_queue.get(queue).copied().unwrap_or(self.default))
     }
+}
+
+/// A stored `task_batch` as a cap (the column allows 1 to 1000).
+fn cap(batch: i32) -> usize {
+    batch.max(1) as usize
 }
 
 #[cfg(test)]

@@ -154,22 +154,37 @@ pub fn patch_task_defaults(
 
 /// Checks a queue's `max_in_flight`.
 pub fn validate_max_in_flight(value: i64) -> Result<(), InvalidQueueSetting> {
-    if (1..=MAX_IN_FLIGHT_LIMIT).contains(&value) {
-        Ok(())
-    } else {
-        Err(InvalidQueueSetting(format!(
-            "max_in_flight must be between 1 and {MAX_IN_FLIGHT_LIMIT} (null removes the cap)"
-        )))
-    }
+    whole_in_range(
+        "max_in_flight",
+        value,
+        MAX_IN_FLIGHT_LIMIT,
+        "removes the cap",
+    )
 }
 
 /// Checks a queue's `task_batch`: most tasks one task message carries.
 pub fn validate_task_batch(value: i64) -> Result<(), InvalidQueueSetting> {
-    if (1..=MAX_TASK_BATCH).contains(&value) {
+    whole_in_range(
+        "task_batch",
+        value,
+        MAX_TASK_BATCH,
+        "leaves it to WARREN_TASK_BATCH",
+    )
+}
+
+/// `value` within 1..=`max`, else an error naming the setting and what its
+/// `null` does.
+fn whole_in_range(
+    setting: &str,
+    value: i64,
+    max: i64,
+    null_does: &str,
+) -> Result<(), InvalidQueueSetting> {
+    if (1..=max).contains(&value) {
         Ok(())
     } else {
         Err(InvalidQueueSetting(format!(
-            "task_batch must be between 1 and {MAX_TASK_BATCH} (null leaves it to WARREN_TASK_BATCH)"
+            "{setting} must be between 1 and {max} (null {null_does})"
         )))
     }
 }

@@ -55,11 +55,7 @@ impl HandBack {
             // the unacknowledged message returns to the queue whole.
             _ = self.executor.abort_all.cancelled() => return,
         }
-        let messages = pack_tasks(
-            tasks.iter().map(|t| (t.queue.as_str(), t)),
-            |_| tasks.len(),
-            usize::MAX,
-        );
+        let messages = pack_tasks(&tasks, |_| tasks.len(), usize::MAX);
         let mut kept = Vec::new();
         for message in messages {
             let published = match &self.publisher {

@@ -73,14 +73,13 @@ pub struct PackedTasks {
     pub members: Vec<usize>,
 }
 
-/// Packs `tasks` into [`TaskBatch`] messages: tasks of one queue share a
-/// message in input order, up to `max_tasks(queue)` a message and while the
+/// Packs `tasks` into [`TaskBatch`] messages: tasks of one queue (their
+/// `queue` field) share a message in input order, up to `max_tasks(queue)` a message and while the
 /// body stays within `max_bytes` (a task too large for that travels alone).
 /// Every input position lands in exactly one message. Each task is encoded
 /// once; the batch is written around the encoded tasks.
-pub fn pack_tasks<'a, I, M>(tasks: I, max_tasks: M, max_bytes: usize) -> Vec<PackedTasks>
+pub fn pack_tasks<M>(tasks: &[TaskMessage], max_tasks: M, max_bytes: usize) -> Vec<PackedTasks>
 where
-    I: IntoIterator<Item = (&'a str, &'a TaskMessage)>,
     M: Fn(&str) -> usize,
 {
     /// `{"v":1,"tasks":[` and `]}`.
@@ -111,7 +110,8 @@ where
 
     let mut open: Vec<Open> = Vec::new();
     let mut packed = Vec::new();
-    for (position, (queue, task)) in tasks.into_iter().enumerate() {
+    for (position, task) in tasks.iter().enumerate() {
+        let queue = task.queue.as_str();
         let encoded = encode(task);
         let slot = match open.iter().position(|o| o.queue == queue) {
             Some(i) => {
@@ -212,7 +212,7 @@ mod tests {
             task("a", 1),
             task("b", 1),
         ];
-        let packed = pack_tasks(tasks.iter().map(|t| (t.queue.as_str(), t)), |_| 2, 1 << 20);
+        let packed = pack_tasks(&tasks, |_| 2, 1 << 20);
         let shape: Vec<(&str, &[usize])> = packed
             .iter()
             .map(|p| (p.queue.as_str(), p.members.as_slice()))
@@ -220,11 +220,7 @@ mod tests {
         assert_eq!(shape, vec![("a", &[0, 2][..]), ("b", &[1, 4]), ("a", &[3])]);
         // Each queue with its own bound.
         let per_queue = |queue: &str| if queue == "a" { 1 } else { 3 };
-        let packed = pack_tasks(
-            tasks.iter().map(|t| (t.queue.as_str(), t)),
-            per_queue,
-            1 << 20,
-        );
+        let packed = pack_tasks(&tasks, per_queue, 1 << 20);
         let shape: Vec<(&str, &[usize])> = packed
             .iter()
             .map(|p| (p.queue.as_str(), p.members.as_slice()))
@@ -238,7 +234,7 @@ mod tests {
     #[test]
     fn a_task_larger_than_the_byte_bound_travels_alone() {
         let tasks = [task("a", 10), task("a", 5000), task("a", 10)];
-        let packed = pack_tasks(tasks.iter().map(|t| (t.queue.as_str(), t)), |_| 16, 1024);
+        let packed = pack_tasks(&tasks, |_| 16, 1024);
         let members: Vec<&[usize]> = packed.iter().map(|p| p.members.as_slice()).collect();
         assert_eq!(members, vec![&[0][..], &[1], &[2]]);
     }
@@ -257,7 +253,7 @@ mod tests {
                 .iter()
                 .map(|(q, len)| task(&format!("q{q}"), *len))
                 .collect();
-            let packed = pack_tasks(tasks.iter().map(|t| (t.queue.as_str(), t)), |_| max_tasks, max_bytes);
+            let packed = pack_tasks(&tasks, |_| max_tasks, max_bytes);
             let mut seen = vec![0u32; tasks.len()];
             for message in &packed {
                 prop_assert!(message.members.len() <= max_tasks);
