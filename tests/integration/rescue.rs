@@ -7,7 +7,7 @@ use uuid::Uuid;
 use warren_core::protocol::JobSpec;
 use warren_core::protocol::{encode, JobRef, Report, ReportEnvelope};
 use warren_core::JobState;
-use warren_tests::{eventually, TestEnv, DEADLINE};
+use warren_tests::{eventually, metric_value, TestEnv, DEADLINE};
 
 async fn count_events(env: &TestEnv, id: Uuid, from: &str, to: &str) -> i64 {
     let store = env.store().await;
@@ -319,5 +319,70 @@ async fn a_job_that_stops_reporting_progress_times_out_and_one_that_reports_comp
         metrics.contains(r#"warren_rescued_jobs_total{reason="no_progress"} 1"#),
         "counted once under its reason"
     );
+    env.cleanup(&["default"]).await;
+}
+
+#[tokio::test]
+async fn a_task_message_every_worker_refuses_fails_its_attempt_instead_of_looping() {
+    let mut env = TestEnv::new().await;
+    let mut config = env.coordinator_config();
+    config.dispatch_timeout = Duration::from_secs(1);
+    let coordinator = env.start_coordinator_with(config).await;
+    // A worker whose payload bound is below the coordinator's dead-letters
+    // the task message of a larger job each time it is dispatched.
+    let mut worker = env.worker_config(&["default"]);
+    worker.max_payload_bytes = 1024;
+    let _worker = env.start_worker_with(worker, warren_worker::Registry::with_builtins());
+    let store = env.store().await;
+    let big = JobSpec {
+        retry: warren_core::RetrySpec {
+            max_attempts: Some(1),
+            ..Default::default()
+        },
+        ..JobSpec::new("default", "echo", json!("x".repeat(2048)))
+    };
+    let big = env.submit(vec![big]).await[0];
+    let job = env
+        .wait_job(&store, big, "failed as undeliverable", |j| {
+            j.state() == JobState::Failed
+        })
+        .await;
+    assert_eq!(job.attempt, 1);
+    assert_eq!(
+        job.error.as_deref(),
+        Some(warren_store::UNDELIVERABLE_ERROR)
+    );
+    let lost_before = warren_store::MAX_LOST_DISPATCHES - 1;
+    assert_eq!(
+        count_events(&env, big, "queued", "pending").await,
+        lost_before
+    );
+    assert_eq!(count_events(&env, big, "queued", "failed").await, 1);
+    assert_eq!(
+        count_events(&env, big, "queued", "running").await,
+        0,
+        "never ran"
+    );
+    let refused = warren_store::MAX_LOST_DISPATCHES as u32;
+    eventually("each refusal dead-lettered", DEADLINE, || async {
+        (env.dead_letters().await == refused).then_some(())
+    })
+    .await;
+    let (_, metrics) = env.api_get(&coordinator.api_url, "/metrics").await;
+    let counted = metric_value(
+        &metrics,
+        "warren_rescued_jobs_total{reason=\"undeliverable\"}",
+    );
+    assert_eq!(counted, Some(1.0));
+
+    // The worker and the queue still serve jobs it can read.
+    let small = env
+        .submit(vec![JobSpec::new("default", "echo", json!("small"))])
+        .await[0];
+    env.wait_job(&store, small, "completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    assert_eq!(env.dead_letters().await, refused);
     env.cleanup(&["default"]).await;
 }

@@ -196,7 +196,13 @@ impl Metrics {
         for kind in ["started", "progress", "completed", "failed"] {
             stale_reports.with_label_values(&[kind]);
         }
-        for reason in ["heartbeat_lost", "deadline", "no_progress", "dispatch_lost"] {
+        for reason in [
+            "heartbeat_lost",
+            "deadline",
+            "no_progress",
+            "dispatch_lost",
+            "undeliverable",
+        ] {
             rescued.with_label_values(&[reason]);
         }
         for source in ["submit", "reports"] {

@@ -6,6 +6,11 @@
 //! that queue have free slots (a worker with a free slot has nothing waiting
 //! in its buffer). Otherwise re-publishing would pile up duplicates.
 //!
+//! An attempt whose message is found lost for the
+//! [`MAX_LOST_DISPATCHES`](warren_store::MAX_LOST_DISPATCHES)th time fails
+//! as undeliverable instead: workers refuse it (too large, a protocol
+//! version they do not read), and dispatching it again would never end.
+//!
 //! A worker with a free slot may still hold the final report of a job that
 //! looks lost, buffered while the broker or the database was away, so no
 //! job is judged lost until this coordinator has heard workers for a whole
@@ -85,7 +90,17 @@ pub(crate) async fn run(
             .requeue_lost_dispatches(timeout, &lost, LIMIT)
             .await
         {
-            Ok(outcome) => crate::sweeper::handle(&shared, outcome, "dispatch_lost"),
+            Ok(lost) => {
+                crate::sweeper::handle(&shared, lost.requeued, "dispatch_lost");
+                if lost.undeliverable.rescued > 0 {
+                    tracing::warn!(
+                        count = lost.undeliverable.rescued,
+                        "attempts failed as undeliverable: their task messages were lost or refused {} times",
+                        warren_store::MAX_LOST_DISPATCHES
+                    );
+                }
+                crate::sweeper::handle(&shared, lost.undeliverable, "undeliverable");
+            }
             Err(e) => tracing::warn!(error = %e, "could not re-dispatch lost jobs"),
         }
     }

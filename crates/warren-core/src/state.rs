@@ -64,7 +64,7 @@ impl JobState {
             AwaitingApproval => &[Pending, Cancelled],
             Blocked => &[Pending, Skipped, Cancelled, Failed],
             Pending => &[Queued, Cancelled],
-            Queued => &[Running, Pending, Cancelled],
+            Queued => &[Running, Pending, Failed, Cancelled],
             Running => &[Completed, Failed, Timeout, Cancelled],
             Failed => &[Retrying, Cancelled],
             Timeout => &[Retrying, Cancelled],

@@ -16,6 +16,7 @@ mod generic;
 mod heartbeat;
 mod insert;
 mod listing;
+mod lost_dispatch;
 mod model;
 #[cfg(test)]
 mod plans;
@@ -38,6 +39,7 @@ pub use insert::Inserted;
 pub use listing::{
     JobFilter, JobPage, JobSort, ListCursor, MAX_PAGE_SIZE, SORT_FIELDS, SORT_ORDERS,
 };
+pub use lost_dispatch::{LostDispatches, MAX_LOST_DISPATCHES, UNDELIVERABLE_ERROR};
 pub use model::{JobEvent, JobRow, Transition, WorkerRow};
 pub use queues::{
     DefaultsNews, QueueInfo, QueueUpdate, TaskDefaultsListener, MAX_QUEUES_LISTED,

@@ -121,64 +121,6 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Queues holding jobs `queued` for longer than `dispatch_timeout`.
-    pub async fn queues_with_stale_dispatches(
-        &self,
-        dispatch_timeout: Duration,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT queue FROM jobs
-              WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'",
-        )
-        .bind(dispatch_timeout.as_millis() as i64)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Jobs of `queues` `queued` for longer than `dispatch_timeout` whose task
-    /// message was lost (e.g. the coordinator died between commit and
-    /// publish) go back to `pending` with the same attempt number, to be
-    /// dispatched again. The caller decides which queues really lost them.
-    pub async fn requeue_lost_dispatches(
-        &self,
-        dispatch_timeout: Duration,
-        queues: &[String],
-        limit: i64,
-    ) -> Result<SweepOutcome, StoreError> {
-        let moved: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
-            "WITH lost AS (
-                 SELECT id FROM jobs
-                  WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'
-                    AND queue = ANY($3)
-                  LIMIT $2 FOR UPDATE SKIP LOCKED)
-             UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,
-                               transition_note = '{\"reason\": \"dispatch_timeout\"}'
-               FROM lost WHERE j.id = lost.id AND j.state = 'queued'
-             RETURNING j.id, j.queue, j.task_type, j.attempt",
-        )
-        .bind(dispatch_timeout.as_millis() as i64)
-        .bind(limit)
-        .bind(queues)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(SweepOutcome {
-            rescued: moved.len(),
-            transitions: moved
-                .into_iter()
-                .map(|(job_id, queue, task_type, attempt)| Transition {
-                    job_id,
-                    queue,
-                    task_type,
-                    from: JobState::Queued,
-                    to: JobState::Pending,
-                    attempt,
-                    seconds: None,
-                })
-                .collect(),
-            cancels: Vec::new(),
-        })
-    }
-
     /// Forgets workers silent for longer than `age` (their jobs were rescued long ago).
     pub async fn forget_dead_workers(&self, age: Duration) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -289,12 +289,14 @@ async fn lost_dispatch_is_requeued() {
     let other_queue = store
         .requeue_lost_dispatches(Duration::from_secs(60), &["elsewhere".to_string()], 100)
         .await
-        .unwrap();
+        .unwrap()
+        .requeued;
     assert_eq!(other_queue.rescued, 0, "only the named queues are touched");
     let out = store
         .requeue_lost_dispatches(Duration::from_secs(60), &["default".to_string()], 100)
         .await
-        .unwrap();
+        .unwrap()
+        .requeued;
     assert_eq!(out.rescued, 1);
     assert!(out.cancels.is_empty());
     assert_eq!(moves(&out.transitions), vec![(id, Queued, Pending, 0)]);
@@ -364,5 +366,75 @@ async fn heartbeat_reports_orphaned_attempts() {
         1
     );
     assert!(beat(store, WORKER, &[]).await.is_empty());
+    db.cleanup().await;
+}
+
+/// Dispatches job `id`, ages its dispatch past the timeout and sweeps it.
+async fn lose_dispatch(db: &TestDb, id: Uuid) -> warren_store::LostDispatches {
+    dispatch(&db.store, id).await;
+    sqlx::query("UPDATE jobs SET queued_at = now() - interval '10 minutes' WHERE id = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.store
+        .requeue_lost_dispatches(Duration::from_secs(60), &["default".to_string()], 100)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_attempt_whose_message_is_lost_three_times_fails_as_undeliverable() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let twice = JobSpec {
+        retry: RetrySpec {
+            max_attempts: Some(2),
+            base_delay_ms: Some(0),
+            jitter: Some(0.0),
+            ..RetrySpec::default()
+        },
+        ..spec("default")
+    };
+    let id = submit(store, twice).await;
+    for attempt in 1..=2 {
+        for _ in 1..warren_store::MAX_LOST_DISPATCHES {
+            let out = lose_dispatch(&db, id).await;
+            assert_eq!(
+                moves(&out.requeued.transitions),
+                vec![(id, Queued, Pending, attempt - 1)],
+                "lost, dispatched again with the same attempt"
+            );
+            assert_eq!(out.undeliverable.rescued, 0);
+        }
+        let out = lose_dispatch(&db, id).await;
+        assert_eq!(out.requeued.rescued, 0);
+        assert_eq!(out.undeliverable.rescued, 1);
+        let mut expected = vec![(id, Queued, Failed, attempt)];
+        if attempt == 1 {
+            expected.push((id, Failed, Retrying, 1));
+        }
+        assert_eq!(moves(&out.undeliverable.transitions), expected);
+        let row = job(store, id).await;
+        assert_eq!(
+            row.error.as_deref(),
+            Some(warren_store::UNDELIVERABLE_ERROR)
+        );
+        assert_eq!(lease(store, id).await, None, "a late report is stale");
+    }
+    let row = job(store, id).await;
+    assert_eq!(
+        (row.state(), row.attempt),
+        (Failed, 2),
+        "at rest, attempts used up"
+    );
+    let evs = store.job_events(id, 0, 100).await.unwrap();
+    let undeliverable = evs
+        .iter()
+        .filter(|e| {
+            e.detail.as_ref().and_then(|d| d.get("reason")) == Some(&json!("undeliverable"))
+        })
+        .count();
+    assert_eq!(undeliverable, 2, "one undeliverable failure per attempt");
     db.cleanup().await;
 }

@@ -60,6 +60,13 @@ impl WorkerConfig {
         }
     }
 
+    /// Largest result a handler may return: the payload bound less room for
+    /// the rest of its report (4 KiB, or half the bound below 8 KiB, so that
+    /// a small bound still leaves room for a result).
+    pub fn max_result_bytes(&self) -> usize {
+        self.max_payload_bytes - (self.max_payload_bytes / 2).min(4096)
+    }
+
     /// Rejects settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
         if self.queues.is_empty() {
@@ -74,6 +81,9 @@ impl WorkerConfig {
         }
         if self.heartbeat_interval < Duration::from_millis(50) {
             return Err("WARREN_HEARTBEAT_INTERVAL must be at least 50ms".into());
+        }
+        if self.max_payload_bytes < 1024 {
+            return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());
         }
         Ok(())
     }
@@ -92,4 +102,33 @@ pub fn new_worker_id() -> String {
         .take(60)
         .collect();
     format!("{host}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_payload_bytes: usize) -> WorkerConfig {
+        let broker = BrokerConfig::new("amqp://localhost", "ns");
+        WorkerConfig {
+            max_payload_bytes,
+            ..WorkerConfig::new(broker, vec!["default".into()])
+        }
+    }
+
+    #[test]
+    fn results_keep_room_for_their_report_and_a_small_bound_still_has_room() {
+        assert_eq!(config(1 << 20).max_result_bytes(), (1 << 20) - 4096);
+        assert_eq!(config(8192).max_result_bytes(), 4096);
+        assert_eq!(config(1024).max_result_bytes(), 512);
+    }
+
+    #[test]
+    fn a_payload_bound_below_1024_is_refused() {
+        assert!(config(1024).validate().is_ok());
+        assert_eq!(
+            config(1023).validate(),
+            Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".to_owned())
+        );
+    }
 }

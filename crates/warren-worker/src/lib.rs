@@ -113,7 +113,7 @@ pub async fn run(
         running: Mutex::new(HashMap::new()),
         abort_all: CancellationToken::new(),
         cancel_grace: config.cancel_grace,
-        max_result_bytes: config.max_payload_bytes.saturating_sub(4096),
+        max_result_bytes: config.max_result_bytes(),
         coalesce_window: config.coalesce_window,
     });
     let heartbeats = tokio::spawn(send_heartbeats(
