@@ -13,6 +13,7 @@ mod deploy;
 mod e2e;
 mod event_stream;
 mod events;
+mod hand_back;
 mod lifecycle;
 mod listing;
 mod metrics;

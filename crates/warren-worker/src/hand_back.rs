@@ -17,7 +17,8 @@
 //!
 //! If the connection is gone (a recoverable error), nothing more is done:
 //! the broker returns the unacknowledged message to the queue whole. If
-//! the broker refuses the publish, the tasks run here at once, above the
+//! the broker refuses the publish (a nack, or no queue bound for it any
+//! more: unroutable), the tasks run here at once, above the
 //! worker's concurrency for a while: waiting for its slots instead could
 //! wait forever, since the loop holds a slot while it waits for a delivery
 //! the unacknowledged message keeps the prefetch from sending (found with
@@ -26,7 +27,7 @@
 use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
-use warren_broker::Publisher;
+use warren_broker::{BrokerError, Publisher};
 use warren_core::protocol::{pack_tasks, TaskMessage};
 
 use crate::executor::Executor;
@@ -64,7 +65,7 @@ impl HandBack {
                         .publish_confirmed(&self.exchange, &message.queue, &message.body)
                         .await
                 }
-                None => Err(warren_broker::BrokerError::ConnectionClosed),
+                None => Err(BrokerError::ConnectionClosed),
             };
             match published {
                 Ok(()) => {
@@ -74,7 +75,11 @@ impl HandBack {
                         tracing::warn!(error = %e, "could not ack task delivery");
                     }
                 }
-                Err(e) if e.is_recoverable() => {
+                // Unroutable is recoverable for a publisher (a new session
+                // declares the topology again) but the connection lives on:
+                // the message would stay unacknowledged, its tasks never
+                // run. The broker kept nothing, so they run here.
+                Err(e) if e.is_recoverable() && !matches!(e, BrokerError::Unroutable { .. }) => {
                     tracing::warn!(error = %e, "could not hand tasks back; their message returns to the queue");
                     return;
                 }
