@@ -126,6 +126,8 @@ echo "latency: $rate_jobs no-op jobs at $rate jobs/s from 4 clients (their envel
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate"
 echo "latency: $rate_jobs no-op jobs at $rate jobs/s from one client"
 "$bin/warren" bench --jobs "$rate_jobs" --rate "$rate" --submitters 1
+echo "latency: $rate_jobs no-op jobs at $rate jobs/s from 4 HTTP clients (POST /v1/jobs, together)"
+"$bin/warren" bench --jobs "$rate_jobs" --rate "$rate" --via http
 echo "coordinator RSS: $(rss)"
 
 # BENCH_TRACE=1: one more latency run, one job every 10 ms from one client,

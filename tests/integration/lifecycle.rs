@@ -1,9 +1,10 @@
 //! Submission by message through to completion; deduplication; events.
 
 use serde_json::json;
+use warren_client::ApiClient;
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
-use warren_tests::TestEnv;
+use warren_tests::{TestEnv, TEST_TOKEN};
 
 #[tokio::test]
 async fn submitted_jobs_complete_exactly_once_and_resubmission_creates_nothing() {
@@ -157,6 +158,18 @@ async fn job_events_record_the_whole_lifecycle_in_order() {
     env.cleanup(&["default"]).await;
 }
 
+/// Submits one job to "default" (which makes the queue known) and waits
+/// until it completed.
+async fn first_job_of_default(env: &TestEnv, store: &warren_store::Store) -> warren_store::JobRow {
+    let first = env
+        .submit(vec![JobSpec::new("default", "echo", json!(0))])
+        .await[0];
+    env.wait_job(store, first, "first job completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await
+}
+
 /// A job whose queue can take it at once is dispatched by the intake
 /// transaction that creates it (`queued_at` is that transaction's clock,
 /// equal to `created_at`); a queue seen for the first time and a delayed job
@@ -169,12 +182,7 @@ async fn intake_dispatches_jobs_of_a_known_queue_and_leaves_the_rest_to_the_disp
     let store = env.store().await;
     let completed = |j: &warren_store::JobRow| j.state() == JobState::Completed;
 
-    let first = env
-        .submit(vec![JobSpec::new("default", "echo", json!(0))])
-        .await[0];
-    let first = env
-        .wait_job(&store, first, "first job completed", completed)
-        .await;
+    let first = first_job_of_default(&env, &store).await;
     assert!(
         first.queued_at > Some(first.created_at),
         "a new queue's first job is claimed by the dispatcher"
@@ -206,6 +214,51 @@ async fn intake_dispatches_jobs_of_a_known_queue_and_leaves_the_rest_to_the_disp
                 (Some("running"), "completed", 1),
             ],
             "job {i}: the same history either way"
+        );
+    }
+    env.cleanup(&["default"]).await;
+}
+
+/// `POST /v1/jobs` dispatches at creation as intake does: the jobs of a
+/// queue that can take them are committed as `queued` by their INSERT
+/// (`queued_at` equal to `created_at`) and published, with the same history.
+#[tokio::test]
+async fn http_submissions_are_dispatched_by_the_insert_that_creates_them() {
+    let mut env = TestEnv::new().await;
+    let coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let completed = |j: &warren_store::JobRow| j.state() == JobState::Completed;
+    // The queue becomes known with its first job.
+    first_job_of_default(&env, &store).await;
+
+    let api = ApiClient::new(&coordinator.api_url, TEST_TOKEN).expect("client");
+    let jobs: Vec<JobSpec> = (1..=5)
+        .map(|i| JobSpec::new("default", "echo", json!(i)))
+        .collect();
+    let submitted = api.submit_http(jobs).await.expect("POST /v1/jobs");
+    assert_eq!(submitted.created, 5);
+    for id in submitted.ids {
+        let job = env.wait_job(&store, id, "job completed", completed).await;
+        assert_eq!(
+            job.queued_at,
+            Some(job.created_at),
+            "dispatched at creation"
+        );
+        assert_eq!(job.result, Some(job.payload.clone()));
+        let events = store.job_events(id, 0, 10).await.unwrap();
+        let moves: Vec<(Option<&str>, &str)> = events
+            .iter()
+            .map(|e| (e.from_state.as_deref(), e.to_state.as_str()))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![
+                (None, "pending"),
+                (Some("pending"), "queued"),
+                (Some("queued"), "running"),
+                (Some("running"), "completed"),
+            ]
         );
     }
     env.cleanup(&["default"]).await;

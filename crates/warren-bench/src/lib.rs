@@ -1,12 +1,13 @@
 //! `warren bench`: drives a running deployment (it starts nothing itself).
 //!
-//! Submits N jobs over AMQP from C submitter connections — as fast as
-//! possible or at a target rate — waits until every one is final, and
+//! Submits N jobs from C submitter connections (over AMQP, or to the HTTP
+//! API: [`Channel`]) — as fast as possible or at a target rate — waits until every one is final, and
 //! reports submission and completion throughput and submit→completed
 //! latency percentiles. Completion is read from the jobs table (the
 //! durable record), so a job only counts once its terminal state is committed.
 
 pub mod ceilings;
+mod channel;
 mod report;
 mod submit;
 
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use uuid::Uuid;
-use warren_client::Submitter;
 use warren_store::Store;
 
+pub use channel::Channel;
 pub use report::BenchReport;
 
 /// What to run.
@@ -64,7 +65,7 @@ pub enum BenchError {
 /// Runs the benchmark; `progress(finished, total)` is called about twice a second.
 pub async fn run(
     config: &BenchConfig,
-    submitters: Vec<Submitter>,
+    submitters: Vec<Channel>,
     store: &Store,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<BenchReport, BenchError> {

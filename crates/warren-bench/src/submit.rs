@@ -5,12 +5,11 @@
 use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
-use warren_client::Submitter;
 use warren_core::protocol::JobSpec;
 
-use crate::{BenchConfig, BenchError};
+use crate::{BenchConfig, BenchError, Channel};
 
-/// One job and the wall-clock time its envelope was handed to the broker.
+/// One job and the wall-clock time its envelope was sent.
 pub(crate) struct Submitted {
     pub(crate) id: Uuid,
     pub(crate) at: SystemTime,
@@ -19,7 +18,7 @@ pub(crate) struct Submitted {
 /// Submits every job; returns them once all envelopes were confirmed.
 pub(crate) async fn submit_all(
     config: &BenchConfig,
-    submitters: Vec<Submitter>,
+    submitters: Vec<Channel>,
 ) -> Result<Vec<Submitted>, BenchError> {
     let count = submitters.len();
     let mut tasks = Vec::with_capacity(count);
@@ -50,7 +49,7 @@ pub(crate) async fn submit_all(
 
 async fn submit_share(
     config: &BenchConfig,
-    submitter: &Submitter,
+    submitter: &Channel,
     share: usize,
     rate: Option<f64>,
     phase: f64,

@@ -158,6 +158,12 @@ pub(crate) struct BenchArgs {
     /// Give up waiting after this long.
     #[arg(long, default_value = "10m", value_parser = warren_core::parse_duration)]
     pub(crate) deadline: std::time::Duration,
+    /// How submitters send: `amqp` publishes envelopes to the submit queue
+    /// (accepted on the broker's confirm); `http` posts them to `POST
+    /// /v1/jobs` of `--api-url` (accepted on the coordinator's commit;
+    /// needs the token).
+    #[arg(long, value_enum, default_value_t = Via::Amqp)]
+    pub(crate) via: Via,
     /// Measure the machine instead of Warren: the broker's confirmed
     /// messages/s through one scratch queue and the database's durable
     /// commits/s and rows/s in a scratch table from 16 connections (both
@@ -172,6 +178,15 @@ pub(crate) struct BenchArgs {
         hide_env_values = true
     )]
     pub(crate) database_url: String,
+}
+
+/// How `warren bench` submits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Via {
+    /// AMQP, to the submit queue.
+    Amqp,
+    /// HTTP, to `POST /v1/jobs`.
+    Http,
 }
 
 /// `warren submit`.

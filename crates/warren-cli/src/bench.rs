@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use warren_bench::ceilings::CeilingsConfig;
-use warren_bench::{BenchConfig, BenchReport};
+use warren_bench::{BenchConfig, BenchReport, Channel};
 use warren_store::{Store, StoreConfig};
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, Via};
 use crate::context::Context;
 use crate::failure::CliError;
 
@@ -38,7 +38,10 @@ pub(crate) async fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode, CliE
     .map_err(|e| CliError::general(format!("cannot open the deployment's database: {e}")))?;
     let mut submitters = Vec::with_capacity(args.submitters);
     for _ in 0..args.submitters.max(1) {
-        submitters.push(ctx.submitter().await?);
+        submitters.push(match args.via {
+            Via::Amqp => Channel::Amqp(Box::new(ctx.submitter().await?)),
+            Via::Http => Channel::Http(ctx.api()?),
+        });
     }
     let report: BenchReport = warren_bench::run(&config, submitters, &store, |done, total| {
         eprint!("\r  {done}/{total} final");

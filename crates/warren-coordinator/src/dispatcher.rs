@@ -2,7 +2,8 @@
 //! fresh lease, and hand them to the [`Outbox`] to publish. Jobs that intake
 //! could dispatch at creation never reach this loop; it serves everything
 //! else (retries, delayed and approved jobs, workflow steps, backlogs,
-//! capped and rate-limited queues).
+//! capped and rate-limited queues). It also publishes the jobs the HTTP API
+//! dispatched at creation ([`crate::handoff`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use warren_broker::{BrokerError, Session};
 use warren_store::{ClaimOutcome, StoreError};
 
 use crate::batch::{with_db_retry, DbOutcome};
+use crate::handoff::Inbox;
 use crate::outbox::Outbox;
 use crate::session::SessionError;
 use crate::shared::Shared;
@@ -22,7 +24,9 @@ pub(crate) async fn run(
     token: CancellationToken,
 ) -> Result<(), SessionError> {
     let mut outbox = Outbox::open(shared.clone(), session).await?;
-    let result = dispatch(&shared, &mut outbox, &token).await;
+    let mut inbox = shared.handoff.open();
+    let result = dispatch(&shared, &mut outbox, &mut inbox, &token).await;
+    let result = inbox.close(&mut outbox, &token, result).await;
     outbox.finish(result.map_err(SessionError::from)).await
 }
 
@@ -31,11 +35,14 @@ pub(crate) async fn run(
 async fn dispatch(
     shared: &Shared,
     outbox: &mut Outbox,
+    inbox: &mut Inbox,
     token: &CancellationToken,
 ) -> Result<(), BrokerError> {
     let limit = shared.config.batch_size as i64;
     let mut full = false;
     loop {
+        // The API's hand-offs first: a backlog's claims never hold them up.
+        inbox.publish_waiting(outbox, token).await?;
         let jobs =
             match with_db_retry(shared, "dispatch", token, || claim(shared, !full, limit)).await {
                 DbOutcome::Done(claim) => {
@@ -72,6 +79,7 @@ async fn dispatch(
                 _ = token.cancelled() => return Ok(()),
                 _ = shared.dispatch_wakeup.notified() => break,
                 _ = &mut idle => break,
+                jobs = inbox.recv() => outbox.publish(jobs, token).await?,
                 settled = outbox.settled() => settled?,
             }
         }

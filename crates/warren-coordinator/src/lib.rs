@@ -17,6 +17,7 @@ mod defaults_cache;
 mod dispatcher;
 mod events;
 mod gauges;
+mod handoff;
 mod hearing;
 mod in_flight;
 mod intake;

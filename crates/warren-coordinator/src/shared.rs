@@ -9,6 +9,7 @@ use warren_store::Store;
 
 use crate::defaults_cache::DefaultsCache;
 use crate::events::EventHub;
+use crate::handoff::Handoff;
 use crate::hearing::Hearing;
 use crate::task_batches::TaskBatches;
 use crate::{CoordinatorConfig, Metrics};
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) hearing: Hearing,
     /// Each queue's cap on tasks per task message.
     pub(crate) task_batches: TaskBatches,
+    /// Jobs the API dispatched at creation, for the dispatcher to publish.
+    pub(crate) handoff: Handoff,
 }
 
 impl Shared {
@@ -61,6 +64,7 @@ impl Shared {
             control_rx: Mutex::new(control_rx),
             defaults_cache: DefaultsCache::default(),
             hearing: Hearing::default(),
+            handoff: Handoff::default(),
         }
     }
 

@@ -42,16 +42,40 @@ pub(super) async fn create(
         .iter_mut()
         .try_for_each(|job| defaults.apply(job))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let created = shared.store.insert_jobs(&envelope.jobs).await?;
-    shared
-        .metrics
-        .count_submitted(envelope.jobs.len(), created.len());
-    shared.wake_dispatcher();
+    let created = insert(&shared, &envelope.jobs).await?;
+    shared.metrics.count_submitted(envelope.jobs.len(), created);
     let ids: Vec<Uuid> = envelope.jobs.iter().map(|j| j.id).collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "ids": ids, "created": created.len() })),
+        Json(json!({ "ids": ids, "created": created })),
     ))
+}
+
+/// Inserts `jobs`; returns how many were new. While a dispatcher runs, the
+/// jobs their queue can take at once are committed as `queued` by the
+/// INSERT itself and handed to it to publish ([`crate::handoff`]), as
+/// intake does with AMQP submissions; the rest wait for its claim.
+async fn insert(shared: &Shared, jobs: &[JobSpec]) -> Result<usize, ApiError> {
+    if !shared.handoff.is_open() {
+        let created = shared.store.insert_jobs(jobs).await?;
+        shared.wake_dispatcher();
+        return Ok(created.len());
+    }
+    let window = shared.config.dispatch_window as i64;
+    let inserted = shared.store.insert_and_dispatch(jobs, window).await?;
+    if inserted.dispatched.len() < inserted.created.len() {
+        shared.wake_dispatcher();
+    }
+    if let Err(refused) = shared.handoff.send(inserted.dispatched) {
+        // The dispatcher's session ended meanwhile: back to pending for
+        // the next one (or, if this fails too, the lost-dispatch rescue).
+        let leases: Vec<(Uuid, Uuid)> = refused.iter().map(|j| (j.id, j.lease)).collect();
+        if let Err(e) = shared.store.unclaim(&leases).await {
+            tracing::warn!(error = %e, "could not return jobs dispatched at creation to pending");
+        }
+        shared.wake_dispatcher();
+    }
+    Ok(inserted.created.len())
 }
 
 /// `GET /v1/jobs/{id}`.
