@@ -6,6 +6,7 @@
 //! `cargo test -p warren-tests --test faults -- --test-threads=1 --show-output`.
 
 mod drain;
+mod http_kills;
 mod kills;
 mod poison;
 mod reports;
