@@ -5,11 +5,14 @@
 //! the topology is declared again; a worker's reports while the reports
 //! queue is gone wait until the coordinator has declared it again.
 
+use lapin::options::ExchangeDeleteOptions;
+use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
 use warren_broker::{BrokerError, Names, Session};
 use warren_client::{ClientError, Submitter};
 use warren_core::protocol::JobSpec;
 use warren_core::JobState;
+use warren_store::Store;
 use warren_tests::TestEnv;
 
 /// Deletes one of the namespace's queues (`which` names it) over a new
@@ -65,6 +68,22 @@ async fn a_submission_that_reaches_no_queue_is_refused_not_lost() {
     env.cleanup(&[]).await;
 }
 
+/// A submitter whose first job, on "default", completed.
+async fn submitter_with_one_job_done(env: &TestEnv, store: &Store) -> Submitter {
+    let submitter = Submitter::connect_with(env.broker_config())
+        .await
+        .expect("connect");
+    let first = submitter
+        .submit(JobSpec::new("default", "echo", json!({})))
+        .await
+        .expect("submit");
+    env.wait_job(store, first, "the first job completed", |j| {
+        j.state() == JobState::Completed
+    })
+    .await;
+    submitter
+}
+
 /// The reports queue deleted under a running coordinator and worker: the
 /// coordinator's consumer is cancelled, its session ends and the next one
 /// declares the queue again; the worker's reports, refused as unroutable
@@ -77,17 +96,7 @@ async fn reports_sent_while_the_reports_queue_is_gone_land_once_it_is_back() {
     let _coordinator = env.start_coordinator().await;
     let _worker = env.start_worker(&["default"]);
     let store = env.store().await;
-    let submitter = Submitter::connect_with(env.broker_config())
-        .await
-        .expect("connect");
-    let first = submitter
-        .submit(JobSpec::new("default", "echo", json!({})))
-        .await
-        .expect("submit");
-    env.wait_job(&store, first, "the first job completed", |j| {
-        j.state() == JobState::Completed
-    })
-    .await;
+    let submitter = submitter_with_one_job_done(&env, &store).await;
 
     let session = delete_queue(&env, |names| names.reports_queue()).await;
     let second = submitter
@@ -112,6 +121,46 @@ async fn reports_sent_while_the_reports_queue_is_gone_land_once_it_is_back() {
     .expect("count dispatches");
     assert_eq!(dispatches, 1, "dispatched once");
     session.close().await;
+    submitter.close().await;
+    env.cleanup(&["default"]).await;
+}
+
+/// The reports exchange deleted under a running worker: its next report is
+/// a publish to an exchange that does not exist, which the broker answers
+/// by closing the worker's publishing channel (the connection stays up).
+/// The worker notices, reconnects (declaring the exchange again) and
+/// publishes the report again, and the job completes in its first attempt.
+#[tokio::test]
+async fn a_worker_whose_publishing_channel_the_broker_closed_reconnects_and_reports() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let _worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    // Connected before the deletion: a new submitter would declare the
+    // exchange again.
+    let submitter = submitter_with_one_job_done(&env, &store).await;
+
+    let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let exchange = env.broker_config().names().reports_exchange();
+    channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .expect("delete the reports exchange");
+    let _ = connection.close(200, "done".into()).await;
+
+    let second = submitter
+        .submit(JobSpec::new("default", "echo", json!({})))
+        .await
+        .expect("submit");
+    let job = env
+        .wait_job(&store, second, "the second job completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.attempt, 1, "completed on its first attempt");
     submitter.close().await;
     env.cleanup(&["default"]).await;
 }

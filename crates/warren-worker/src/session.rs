@@ -17,6 +17,9 @@ use crate::hand_back::HandBack;
 use crate::task_delivery::TaskDelivery;
 use crate::WorkerConfig;
 
+/// How often the session checks that its publishing channel is open.
+const PUBLISHER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a session ended.
 pub(crate) enum SessionEnd {
     /// Intake was stopped for shutdown; the session stays open for reports
@@ -73,16 +76,28 @@ async fn consume(
     let mut control = session
         .consume(&control_queue, 16, &format!("{}.ctl", config.worker_id))
         .await?;
-    deps.publisher
-        .send_replace(Some(session.publisher().await?));
+    let publisher = session.publisher().await?;
+    deps.publisher.send_replace(Some(publisher.clone()));
     tracing::info!(queues = ?config.queues, concurrency = config.concurrency, "worker consuming");
 
+    // A channel the broker closed (a channel-level error, such as a publish
+    // to an exchange deleted meanwhile) leaves the connection up: the
+    // reporter would retry on it forever while this loop kept taking
+    // tasks whose results could never leave. Checked every second; a new
+    // session declares the topology again.
+    let mut publisher_check = tokio::time::interval(PUBLISHER_CHECK);
     // A free execution slot is taken before the next task is pulled, so a
     // saturated worker leaves tasks in the broker yet still handles cancels.
     let mut slot = None;
     loop {
         tokio::select! {
             _ = deps.stop_intake.cancelled() => break,
+            _ = publisher_check.tick() => {
+                if !publisher.is_open() {
+                    tracing::warn!("the broker closed the publishing channel; reconnecting");
+                    return Err(BrokerError::ChannelClosed);
+                }
+            }
             permit = deps.permits.clone().acquire_owned(), if slot.is_none() => {
                 slot = Some(permit.expect("semaphore never closed"));
             }
