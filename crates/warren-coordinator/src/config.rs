@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use warren_broker::BrokerConfig;
+use warren_core::protocol::MIN_MAX_PAYLOAD_BYTES;
 use warren_core::queue::MAX_TASK_BATCH;
 use warren_store::StoreConfig;
 
@@ -170,8 +171,10 @@ impl CoordinatorConfig {
         if !(1..=100_000).contains(&self.event_stream_buffer) {
             return Err("WARREN_EVENT_STREAM_BUFFER must be between 1 and 100000".into());
         }
-        if self.max_payload_bytes < 1024 {
-            return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());
+        if self.max_payload_bytes < MIN_MAX_PAYLOAD_BYTES {
+            return Err(format!(
+                "WARREN_MAX_PAYLOAD_BYTES must be at least {MIN_MAX_PAYLOAD_BYTES}"
+            ));
         }
         if self.retention.interval.is_zero() {
             return Err("WARREN_CLEANUP_INTERVAL must be positive".into());

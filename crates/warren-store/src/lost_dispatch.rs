@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use warren_core::JobState;
 
-use crate::retry::{schedule_retry, EndedAttempt, ENDED_COLUMNS};
+use crate::retry::{end_attempts, EndedAttempt, ENDED_COLUMNS};
 use crate::{Store, StoreError, SweepOutcome, Transition};
 
 /// Times one attempt's task message may be found lost; the last of them
@@ -36,12 +36,20 @@ pub struct LostDispatches {
     pub undeliverable: SweepOutcome,
 }
 
+/// A job `queued` for longer than the dispatch timeout (`$1`, in ms).
+macro_rules! stale_dispatch {
+    () => {
+        "state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'"
+    };
+}
+
 /// Stale `queued` jobs of the named queues, locked (`$1` the dispatch
 /// timeout in ms, `$2` the limit, `$3` the queues).
-const LOST: &str = "SELECT id FROM jobs
-     WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'
-       AND queue = ANY($3)
-     LIMIT $2 FOR UPDATE SKIP LOCKED";
+const LOST: &str = concat!(
+    "SELECT id FROM jobs WHERE ",
+    stale_dispatch!(),
+    " AND queue = ANY($3) LIMIT $2 FOR UPDATE SKIP LOCKED"
+);
 
 /// How often this attempt's message was found lost before: its earlier
 /// `queued → pending` events for lost dispatches (which record the attempt
@@ -56,10 +64,10 @@ impl Store {
         &self,
         dispatch_timeout: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT queue FROM jobs
-              WHERE state = 'queued' AND queued_at < now() - $1 * interval '1 millisecond'",
-        )
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT DISTINCT queue FROM jobs WHERE ",
+            stale_dispatch!()
+        ))
         .bind(dispatch_timeout.as_millis() as i64)
         .fetch_all(&self.pool)
         .await?)
@@ -93,18 +101,11 @@ impl Store {
         .bind(UNDELIVERABLE_ERROR)
         .fetch_all(&mut *tx)
         .await?;
-        let mut undeliverable = SweepOutcome {
+        let undeliverable = SweepOutcome {
             rescued: failed.len(),
-            ..SweepOutcome::default()
+            transitions: end_attempts(&mut tx, &failed, JobState::Queued, JobState::Failed).await?,
+            cancels: Vec::new(),
         };
-        for attempt in &failed {
-            undeliverable
-                .transitions
-                .push(attempt.transition(JobState::Queued, JobState::Failed));
-            if let Some(retry) = schedule_retry(&mut tx, attempt, JobState::Failed, None).await? {
-                undeliverable.transitions.push(retry);
-            }
-        }
         let moved: Vec<(uuid::Uuid, String, String, i32)> = sqlx::query_as(&format!(
             "WITH lost AS ({LOST})
              UPDATE jobs j SET state = 'pending', attempt = j.attempt - 1, lease = NULL, queued_at = NULL,

@@ -83,3 +83,22 @@ pub(crate) async fn schedule_retry(
         ..ended.transition(from, JobState::Retrying)
     }))
 }
+
+/// The moves of attempts that just ended badly (`from → to`, `to` being
+/// failed or timeout), each followed by its move to `retrying` when
+/// [`schedule_retry`] schedules one.
+pub(crate) async fn end_attempts(
+    conn: &mut PgConnection,
+    ended: &[EndedAttempt],
+    from: JobState,
+    to: JobState,
+) -> Result<Vec<Transition>, sqlx::Error> {
+    let mut transitions = Vec::with_capacity(ended.len());
+    for attempt in ended {
+        transitions.push(attempt.transition(from, to));
+        if let Some(retry) = schedule_retry(conn, attempt, to, None).await? {
+            transitions.push(retry);
+        }
+    }
+    Ok(transitions)
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use warren_core::JobState;
 
-use crate::retry::{schedule_retry, EndedAttempt, ENDED_COLUMNS};
+use crate::retry::{end_attempts, EndedAttempt, ENDED_COLUMNS};
 use crate::{Store, StoreError, Transition};
 
 /// What one sweep changed.
@@ -100,25 +100,17 @@ impl Store {
         .bind(error)
         .fetch_all(&mut *tx)
         .await?;
-        let mut outcome = SweepOutcome {
-            rescued: ended.len(),
-            ..SweepOutcome::default()
-        };
-        for attempt in &ended {
-            outcome
-                .transitions
-                .push(attempt.transition(JobState::Running, JobState::Timeout));
-            if let Some(worker) = &attempt.worker_id {
-                outcome
-                    .cancels
-                    .push((worker.clone(), attempt.id, attempt.attempt as u32));
-            }
-            if let Some(retry) = schedule_retry(&mut tx, attempt, JobState::Timeout, None).await? {
-                outcome.transitions.push(retry);
-            }
-        }
+        let transitions =
+            end_attempts(&mut tx, &ended, JobState::Running, JobState::Timeout).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(SweepOutcome {
+            rescued: ended.len(),
+            transitions,
+            cancels: ended
+                .iter()
+                .filter_map(|a| Some((a.worker_id.clone()?, a.id, a.attempt as u32)))
+                .collect(),
+        })
     }
 
     /// Forgets workers silent for longer than `age` (their jobs were rescued long ago).

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use warren_broker::BrokerConfig;
+use warren_core::protocol::MIN_MAX_PAYLOAD_BYTES;
 
 /// Default heartbeat period.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -82,8 +83,10 @@ impl WorkerConfig {
         if self.heartbeat_interval < Duration::from_millis(50) {
             return Err("WARREN_HEARTBEAT_INTERVAL must be at least 50ms".into());
         }
-        if self.max_payload_bytes < 1024 {
-            return Err("WARREN_MAX_PAYLOAD_BYTES must be at least 1024".into());
+        if self.max_payload_bytes < MIN_MAX_PAYLOAD_BYTES {
+            return Err(format!(
+                "WARREN_MAX_PAYLOAD_BYTES must be at least {MIN_MAX_PAYLOAD_BYTES}"
+            ));
         }
         Ok(())
     }

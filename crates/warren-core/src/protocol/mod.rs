@@ -29,3 +29,6 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Default bound on any message body (`WARREN_MAX_PAYLOAD_BYTES`): 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// Smallest `WARREN_MAX_PAYLOAD_BYTES` a coordinator or worker accepts.
+pub const MIN_MAX_PAYLOAD_BYTES: usize = 1024;
