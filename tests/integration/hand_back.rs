@@ -4,51 +4,11 @@
 
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Connection, ConnectionProperties};
-use serde_json::{json, Map, Value};
-use uuid::Uuid;
-use warren_core::protocol::{pack_tasks, JobSpec, TaskMessage, PROTOCOL_VERSION};
+use serde_json::json;
+use warren_core::protocol::pack_tasks;
 use warren_core::JobState;
-use warren_store::Store;
-use warren_tests::{eventually, TestEnv, DEADLINE};
+use warren_tests::{dispatched_by_hand, wait_consumed, TestEnv};
 use warren_worker::Registry;
-
-/// Creates a job of `queue` as if a coordinator had dispatched it (attempt
-/// 1, a fresh lease) without publishing it, and returns its task message.
-async fn dispatched_by_hand(
-    store: &Store,
-    queue: &str,
-    task_type: &str,
-    payload: Value,
-) -> TaskMessage {
-    // Due in an hour, so no dispatcher takes it before it is moved by hand.
-    let spec = JobSpec {
-        delay_ms: Some(3_600_000),
-        ..JobSpec::new(queue, task_type, payload.clone())
-    };
-    let id = store.insert_jobs(&[spec]).await.expect("insert")[0];
-    let (lease, max_attempts): (Uuid, i32) = sqlx::query_as(
-        "UPDATE jobs SET state = 'queued', attempt = 1, lease = gen_random_uuid(),
-                         queued_at = now(), run_at = now()
-          WHERE id = $1 RETURNING lease, max_attempts",
-    )
-    .bind(id)
-    .fetch_one(store.pool())
-    .await
-    .expect("queue by hand");
-    TaskMessage {
-        v: PROTOCOL_VERSION,
-        job_id: id,
-        attempt: 1,
-        lease,
-        queue: queue.to_owned(),
-        task_type: task_type.to_owned(),
-        payload,
-        timeout_ms: None,
-        max_attempts: max_attempts as u32,
-        checkpoint: None,
-        inputs: Map::new(),
-    }
-}
 
 /// A worker with one slot takes a message of three tasks whose queue is no
 /// longer bound to the tasks exchange (an operator removed the binding):
@@ -66,11 +26,7 @@ async fn tasks_the_broker_will_not_take_back_run_on_the_worker_that_holds_them()
     let session = warren_broker::Session::connect(&env.broker_config())
         .await
         .expect("connect");
-    eventually("the worker consumes its queue", DEADLINE, || async {
-        let stats = session.queue_stats(&queue).await.ok()?;
-        (stats.consumers > 0).then_some(())
-    })
-    .await;
+    wait_consumed(&session, &queue).await;
 
     let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
         .await

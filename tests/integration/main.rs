@@ -21,6 +21,7 @@ mod progress;
 mod queue_cli;
 mod queue_limits;
 mod queues_api;
+mod redelivery;
 mod rescue;
 mod restarts;
 mod retries;

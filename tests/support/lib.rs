@@ -8,6 +8,7 @@
 
 mod api;
 mod cli;
+mod dispatch;
 mod env;
 mod events;
 mod ledger;
@@ -21,6 +22,7 @@ mod workflows;
 
 pub use api::ApiResponse;
 pub use cli::Cli;
+pub use dispatch::dispatched_by_hand;
 pub use env::{TestEnv, TEST_TOKEN};
 pub use events::{
     event_rows, read_n, read_stream_until, read_until, row_of, EventRow, EventsTap, TappedMessage,
@@ -31,5 +33,5 @@ pub use net::free_port;
 pub use processes::{binary, ChildGuard};
 pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use tap::{RawMessage, Tap};
-pub use wait::{eventually, wait_healthy, DEADLINE};
+pub use wait::{eventually, wait_consumed, wait_healthy, DEADLINE};
 pub use workflows::{api_json, step, submit_workflow, wait_workflow, workflow_view};

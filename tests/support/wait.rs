@@ -38,3 +38,12 @@ pub async fn wait_healthy(api_url: &str) {
     })
     .await;
 }
+
+/// Waits until `queue` has a consumer (a worker took it up).
+pub async fn wait_consumed(session: &warren_broker::Session, queue: &str) {
+    eventually("a consumer on the queue", DEADLINE, || async {
+        let stats = session.queue_stats(queue).await.ok()?;
+        (stats.consumers > 0).then_some(())
+    })
+    .await;
+}

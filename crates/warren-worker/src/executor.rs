@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warren_core::protocol::{Failure, JobRef, Report, RetryDecision, TaskMessage};
 
+use crate::attempts::{Attempts, Begin};
 use crate::context::JobContext;
 use crate::handler::{HandlerError, Registry};
 use crate::metrics::WorkerMetrics;
@@ -27,6 +28,8 @@ pub(crate) struct Executor {
     pub(crate) metrics: WorkerMetrics,
     pub(crate) reports: mpsc::UnboundedSender<Report>,
     pub(crate) outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Attempts begun by this process, so a copy delivered again is not run.
+    pub(crate) attempts: Attempts<Arc<TaskDelivery>>,
     /// Attempts in flight, for heartbeats and cancel requests.
     pub(crate) running: Mutex<HashMap<Uuid, (JobRef, CancellationToken)>>,
     /// Parent of every job's token: cancelled when shutdown stops waiting.
@@ -72,6 +75,18 @@ impl Executor {
     /// that carried it) is settled once Started is confirmed.
     pub(crate) async fn execute(self: Arc<Self>, delivery: Arc<TaskDelivery>, task: TaskMessage) {
         let job = task.job_ref();
+        match self.attempts.begin(job, delivery.clone()) {
+            Begin::Run => {}
+            Begin::SettleNow => {
+                self.metrics.duplicates.inc();
+                settle(&delivery).await;
+                return;
+            }
+            Begin::Deferred => {
+                self.metrics.duplicates.inc();
+                return;
+            }
+        }
         let Some(handler) = self.registry.get(&task.task_type) else {
             let failure = fail(
                 format!("no handler registered for task type {:?}", task.task_type),
@@ -214,17 +229,26 @@ impl Executor {
     }
 
     /// Sends `report`, waits for the broker's confirm, then settles this
-    /// attempt's share of the delivery.
+    /// attempt's share of the delivery and of any copy delivered meanwhile.
     async fn confirm_then_ack(&self, report: Report, delivery: &TaskDelivery) {
+        let job = report.job();
         let (tx, rx) = oneshot::channel();
         if self.outgoing.send(Outgoing::Confirmed(report, tx)).is_err() || rx.await.is_err() {
             return; // shutting down: the unacked delivery returns to the queue
         }
-        if let Err(e) = delivery.settle(1).await {
-            // The session died: the message is redelivered; the duplicate
-            // Started for this attempt is then stale and counted.
-            tracing::warn!(error = %e, "could not ack task delivery");
+        settle(delivery).await;
+        for copy in self.attempts.settled(job) {
+            settle(&copy).await;
         }
+    }
+}
+
+/// Settles one attempt's share of `delivery`.
+async fn settle(delivery: &TaskDelivery) {
+    if let Err(e) = delivery.settle(1).await {
+        // The session died: the message is delivered again, and settled
+        // then as a copy of an attempt begun here.
+        tracing::warn!(error = %e, "could not ack task delivery");
     }
 }
 

@@ -15,14 +15,18 @@
 //! Handing back first measured 5 runs of one job after 3 kills in the
 //! fault suite: copies of copies, each made in a long window.
 //!
-//! If the connection is gone (a recoverable error), nothing more is done:
-//! the broker returns the unacknowledged message to the queue whole. If
-//! the broker refuses the publish (a nack, or no queue bound for it any
-//! more: unroutable), the tasks run here at once, above the
-//! worker's concurrency for a while: waiting for its slots instead could
-//! wait forever, since the loop holds a slot while it waits for a delivery
-//! the unacknowledged message keeps the prefetch from sending (found with
-//! one slot).
+//! If the publishing channel is gone, nothing more is done: the broker
+//! returns the unacknowledged message to the queue whole once the session
+//! ends (it checks its publishing channel every second). If the channel
+//! is open yet the publish failed (a nack, no queue bound for it any more,
+//! a confirm that did not come in time), the message would stay
+//! unacknowledged on a live channel, its tasks never run; so they run here
+//! at once, above the worker's concurrency for a while: waiting for its
+//! slots instead could wait forever, since the loop holds a slot while it
+//! waits for a delivery the unacknowledged message keeps the prefetch from
+//! sending (found with one slot). A confirm that came too late means the
+//! broker may hold the copy too: at most one extra run, where waiting
+//! meant none ever.
 
 use std::sync::Arc;
 
@@ -75,11 +79,11 @@ impl HandBack {
                         tracing::warn!(error = %e, "could not ack task delivery");
                     }
                 }
-                // Unroutable is recoverable for a publisher (a new session
-                // declares the topology again) but the connection lives on:
-                // the message would stay unacknowledged, its tasks never
-                // run. The broker kept nothing, so they run here.
-                Err(e) if e.is_recoverable() && !matches!(e, BrokerError::Unroutable { .. }) => {
+                // Decided by the channel, not by the kind of error: an
+                // unroutable publish or a late confirm is recoverable for a
+                // publisher, yet the channel lives on and would keep the
+                // message unacknowledged.
+                Err(e) if !self.publisher.as_ref().is_some_and(Publisher::is_open) => {
                     tracing::warn!(error = %e, "could not hand tasks back; their message returns to the queue");
                     return;
                 }

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod attempts;
 mod builtins;
 mod config;
 mod context;
@@ -110,6 +111,7 @@ pub async fn run(
         metrics: metrics.clone(),
         reports: reports_tx,
         outgoing: outgoing_tx.clone(),
+        attempts: attempts::Attempts::new(4 * usize::from(config.concurrency)),
         running: Mutex::new(HashMap::new()),
         abort_all: CancellationToken::new(),
         cancel_grace: config.cancel_grace,

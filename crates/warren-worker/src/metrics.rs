@@ -23,6 +23,8 @@ pub struct WorkerMetrics {
     pub connected: IntGauge,
     /// `warren_worker_tasks_handed_back_total`.
     pub handed_back: IntCounter,
+    /// `warren_worker_duplicate_tasks_total`.
+    pub duplicates: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -61,6 +63,11 @@ impl WorkerMetrics {
             "Tasks of a multi-task message published back to their queue for want of a free slot.",
         )
         .expect("valid metric");
+        let duplicates = IntCounter::new(
+            "warren_worker_duplicate_tasks_total",
+            "Tasks delivered again for an attempt this worker had begun, settled without running.",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(job_seconds.clone()),
@@ -68,6 +75,7 @@ impl WorkerMetrics {
             Box::new(rejected.clone()),
             Box::new(connected.clone()),
             Box::new(handed_back.clone()),
+            Box::new(duplicates.clone()),
             Box::new(ProcessCollector::for_self()),
         ] {
             registry.register(metric).expect("unique metric");
@@ -80,6 +88,7 @@ impl WorkerMetrics {
             rejected,
             connected,
             handed_back,
+            duplicates,
         }
     }
 
