@@ -14,6 +14,7 @@ mod e2e;
 mod event_stream;
 mod events;
 mod hand_back;
+mod intake_failure;
 mod lifecycle;
 mod listing;
 mod metrics;

@@ -10,27 +10,39 @@
 //! flight also concerns is started only after that batch ended
 //! ([`InFlight::overlaps`]): reports of one attempt apply in the order sent,
 //! and two writes of the same row would only wait on each other's locks.
+//! A loop that failed and acknowledges nothing more takes what is left in
+//! any order ([`InFlight::into_unordered`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::future::{join, Join, Ready};
+use futures_util::stream::{self, FuturesUnordered, Stream, StreamExt};
 use uuid::Uuid;
 
 /// Batches a loop writes at once.
 pub(crate) const BATCHES_IN_FLIGHT: usize = 3;
 
+/// A batch with its place in delivery order.
+type Numbered<F> = Join<F, Ready<u64>>;
+
 /// Batches being written, in delivery order, with the jobs each concerns.
 pub(crate) struct InFlight<F: Future> {
-    batches: FuturesOrdered<F>,
+    batches: FuturesUnordered<Numbered<F>>,
+    /// Outcomes of batches that ended before an earlier one, by number.
+    ended: BTreeMap<u64, F::Output>,
     jobs: VecDeque<HashSet<Uuid>>,
+    /// Number of the oldest batch not yielded yet.
+    oldest: u64,
 }
 
 impl<F: Future> Default for InFlight<F> {
     fn default() -> Self {
         Self {
-            batches: FuturesOrdered::new(),
+            batches: FuturesUnordered::new(),
+            ended: BTreeMap::new(),
             jobs: VecDeque::new(),
+            oldest: 0,
         }
     }
 }
@@ -53,20 +65,37 @@ impl<F: Future> InFlight<F> {
 
     /// Starts tracking `batch`, which concerns `jobs`.
     pub(crate) fn push(&mut self, jobs: HashSet<Uuid>, batch: F) {
+        let number = self.oldest + self.jobs.len() as u64;
         self.jobs.push_back(jobs);
-        self.batches.push_back(batch);
+        self.batches
+            .push(join(batch, futures_util::future::ready(number)));
     }
 
     /// The oldest batch's outcome. Only called while batches are in flight
     /// (cancel-safe: dropped before it is ready, the batch stays tracked).
     pub(crate) async fn next(&mut self) -> F::Output {
-        let outcome = self
-            .batches
-            .next()
-            .await
-            .expect("called only while batches are in flight");
-        self.jobs.pop_front();
-        outcome
+        loop {
+            if let Some(outcome) = self.ended.remove(&self.oldest) {
+                self.oldest += 1;
+                self.jobs.pop_front();
+                return outcome;
+            }
+            // No await between taking an outcome and storing it.
+            let (outcome, number) = self
+                .batches
+                .next()
+                .await
+                .expect("called only while batches are in flight");
+            self.ended.insert(number, outcome);
+        }
+    }
+
+    /// Every outcome not yielded yet, each as soon as its batch ends,
+    /// whatever the order: for a loop that failed and acknowledges nothing
+    /// more, so that a batch still waiting (on a lock, say) does not hold
+    /// back the outcomes of later ones.
+    pub(crate) fn into_unordered(self) -> impl Stream<Item = F::Output> {
+        stream::iter(self.ended.into_values()).chain(self.batches.map(|(outcome, _)| outcome))
     }
 }
 
@@ -114,5 +143,29 @@ mod tests {
             !in_flight.overlaps(&ids(0)),
             "an ended batch no longer holds its jobs"
         );
+    }
+
+    #[tokio::test]
+    async fn unordered_outcomes_do_not_wait_for_an_earlier_batch() {
+        let mut in_flight = InFlight::default();
+        let (first_tx, first) = oneshot::channel::<u32>();
+        let (second_tx, second) = oneshot::channel::<u32>();
+        let (third_tx, third) = oneshot::channel::<u32>();
+        in_flight.push(ids(1), first.map(|r| r.unwrap()).boxed());
+        in_flight.push(ids(2), second.map(|r| r.unwrap()).boxed());
+        in_flight.push(ids(3), third.map(|r| r.unwrap()).boxed());
+        third_tx.send(3).unwrap();
+        assert!(in_flight.next().now_or_never().is_none());
+        let mut remaining = Box::pin(in_flight.into_unordered());
+        assert_eq!(
+            remaining.next().await,
+            Some(3),
+            "ended while the first waited"
+        );
+        second_tx.send(2).unwrap();
+        assert_eq!(remaining.next().await, Some(2));
+        first_tx.send(1).unwrap();
+        assert_eq!(remaining.next().await, Some(1));
+        assert_eq!(remaining.next().await, None);
     }
 }

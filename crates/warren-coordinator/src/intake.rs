@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use warren_broker::{Consumer, Delivery, Session};
@@ -26,6 +27,9 @@ use crate::intake_workflows;
 use crate::outbox::Outbox;
 use crate::session::SessionError;
 use crate::shared::Shared;
+
+/// Longest wait for the batches in flight when the session fails.
+const SALVAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Consumes `<ns>.submit` until the session ends.
 pub(crate) async fn run(
@@ -49,23 +53,30 @@ async fn consume(
     token: &CancellationToken,
 ) -> Result<(), SessionError> {
     let mut in_flight = InFlight::default();
-    loop {
+    let failure = 'consuming: loop {
         // Wait for the oldest batch to be written or, with room for
         // another, for the next batch (`next_batch` is cancel-safe).
         let batch = tokio::select! {
             biased;
             written = in_flight.next(), if !in_flight.is_empty() => {
-                if !land(shared, consumer, outbox, token, written?).await? {
-                    return drain(shared, consumer, outbox, token, in_flight, false).await;
+                match land_written(shared, consumer, outbox, token, written).await {
+                    Ok(true) => continue,
+                    Ok(false) => return drain(shared, consumer, outbox, token, in_flight, false).await,
+                    Err(e) => break e,
                 }
-                continue;
             }
-            batch = next_batch(consumer, shared.config.batch_size, token, "intake"), if in_flight.has_room() => batch?,
+            batch = next_batch(consumer, shared.config.batch_size, token, "intake"), if in_flight.has_room() => match batch {
+                Ok(batch) => batch,
+                Err(e) => break e,
+            },
         };
         let Some(batch) = batch else {
             return drain(shared, consumer, outbox, token, in_flight, true).await;
         };
-        let accepted = reject_unreadable(shared, batch).await?;
+        let accepted = match reject_unreadable(shared, batch).await {
+            Ok(accepted) => accepted,
+            Err(e) => break e,
+        };
         let jobs: HashSet<Uuid> = accepted
             .iter()
             .flat_map(|(_, env)| env.jobs.iter().map(|job| job.id))
@@ -73,12 +84,17 @@ async fn consume(
         // The same job in two batches (a resubmission): the later one
         // would only wait on the earlier one's row locks.
         while in_flight.overlaps(&jobs) {
-            if !land(shared, consumer, outbox, token, in_flight.next().await?).await? {
-                return drain(shared, consumer, outbox, token, in_flight, false).await;
+            let written = in_flight.next().await;
+            match land_written(shared, consumer, outbox, token, written).await {
+                Ok(true) => {}
+                Ok(false) => return drain(shared, consumer, outbox, token, in_flight, false).await,
+                Err(e) => break 'consuming e,
             }
         }
         in_flight.push(jobs, write(shared, token, accepted));
-    }
+    };
+    salvage(outbox, token, in_flight).await;
+    Err(failure)
 }
 
 /// What writing one batch did.
@@ -128,6 +144,17 @@ async fn write(
     })
 }
 
+/// [`land`]s a batch's outcome, passing on the error of a failed write.
+async fn land_written(
+    shared: &Shared,
+    consumer: &Consumer,
+    outbox: &mut Outbox,
+    token: &CancellationToken,
+    written: Result<Written, SessionError>,
+) -> Result<bool, SessionError> {
+    land(shared, consumer, outbox, token, written?).await
+}
+
 /// Publishes a written batch's dispatched jobs and acknowledges it. False
 /// when shutdown cut it short: it stays unacknowledged (its redelivery
 /// creates nothing twice), and so does every later batch.
@@ -154,7 +181,8 @@ async fn land(
 /// After shutdown: lands every batch still in flight, in order, while
 /// `acking` and each one was written whole; from the first one cut short
 /// on, only publishes what was committed as `queued` (the rest stays
-/// unacknowledged, and its redelivery creates nothing twice).
+/// unacknowledged, and its redelivery creates nothing twice). A failure on
+/// the way [`salvage`]s the rest.
 async fn drain<F>(
     shared: &Shared,
     consumer: &Consumer,
@@ -167,14 +195,62 @@ where
     F: Future<Output = Result<Written, SessionError>>,
 {
     while !in_flight.is_empty() {
-        let written = in_flight.next().await?;
-        if acking {
-            acking = land(shared, consumer, outbox, token, written).await?;
-        } else {
-            outbox.publish(written.dispatched, token).await?;
+        let landed = match in_flight.next().await {
+            Ok(written) if acking => land(shared, consumer, outbox, token, written).await,
+            Ok(written) => outbox
+                .publish(written.dispatched, token)
+                .await
+                .map(|()| false)
+                .map_err(SessionError::from),
+            Err(e) => Err(e),
+        };
+        match landed {
+            Ok(landed) => acking = acking && landed,
+            Err(e) => {
+                salvage(outbox, token, in_flight).await;
+                return Err(e);
+            }
         }
     }
     Ok(())
+}
+
+/// After a failure that ends the session: hands the outbox whatever the
+/// batches still in flight commit as `queued`, acknowledging nothing (the
+/// broker redelivers those envelopes, and their jobs exist once). Batches
+/// are taken as they end, in any order, so one waiting (on a row lock, or
+/// the database) does not hold back the committed jobs of later ones,
+/// which would otherwise sit `queued` without a message until the
+/// dispatch timeout (found by the RabbitMQ-restart fault test: 20 such
+/// jobs in 3 of 12 runs). The outbox publishes them if its channel still
+/// works and returns them to `pending` at once if not. Gives up after
+/// [`SALVAGE_WAIT`]: a write still unfinished then is dropped, rolling its
+/// transaction back, or, if it committed meanwhile, left to the
+/// lost-dispatch sweep.
+async fn salvage<F>(outbox: &mut Outbox, token: &CancellationToken, in_flight: InFlight<F>)
+where
+    F: Future<Output = Result<Written, SessionError>>,
+{
+    let remaining = in_flight.into_unordered();
+    tokio::pin!(remaining);
+    let deadline = tokio::time::sleep(SALVAGE_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        let written = tokio::select! {
+            _ = &mut deadline => {
+                tracing::warn!(wait = ?SALVAGE_WAIT, "intake writes still unfinished after the session failed; dropped");
+                return;
+            }
+            written = remaining.next() => match written {
+                Some(written) => written,
+                None => return,
+            },
+        };
+        if let Ok(written) = written {
+            // Its error is the session's, reported already.
+            let _ = outbox.publish(written.dispatched, token).await;
+        }
+    }
 }
 
 /// What inserting a batch did.
