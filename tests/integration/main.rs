@@ -28,6 +28,7 @@ mod restarts;
 mod retries;
 mod stats;
 mod task_batches;
+mod unconfirmed;
 mod unroutable;
 mod workflow_cli;
 mod workflow_control;

@@ -2,17 +2,16 @@
 //! (its ack lost with a dying session, or a copy published twice) is
 //! settled, not run a second time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
 use warren_core::protocol::pack_tasks;
 use warren_core::JobState;
 use warren_tests::{
-    dispatched_by_hand, eventually, free_port, metric_value, wait_consumed, TestEnv, DEADLINE,
+    counted_registry, dispatched_by_hand, eventually, free_port, metric_value, wait_consumed,
+    TestEnv, DEADLINE,
 };
-use warren_worker::{HandlerError, Registry};
 
 /// How long the counted handler runs: longer than the coalesce window, so
 /// a copy arriving meanwhile finds the attempt running.
@@ -36,17 +35,7 @@ async fn worker_metric(addr: &str, series: &str) -> Option<f64> {
 async fn copies_of_an_attempt_begun_here_are_settled_without_running() {
     let mut env = TestEnv::new().await;
     let _coordinator = env.start_coordinator().await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let mut registry = Registry::with_builtins();
-    let counted = runs.clone();
-    registry.register("counted", move |_ctx, _payload| {
-        let counted = counted.clone();
-        async move {
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(RUN).await;
-            Ok::<_, HandlerError>(json!("ran"))
-        }
-    });
+    let (registry, runs) = counted_registry(RUN);
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let mut config = env.worker_config(&["copies"]);
     config.metrics_addr = Some(metrics_addr.parse().expect("address"));

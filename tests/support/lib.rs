@@ -8,6 +8,7 @@
 
 mod api;
 mod cli;
+mod counted;
 mod dispatch;
 mod env;
 mod events;
@@ -15,6 +16,7 @@ mod ledger;
 mod metrics;
 mod net;
 mod processes;
+mod proxy;
 mod raw_api;
 mod tap;
 mod wait;
@@ -22,6 +24,7 @@ mod workflows;
 
 pub use api::ApiResponse;
 pub use cli::Cli;
+pub use counted::counted_registry;
 pub use dispatch::dispatched_by_hand;
 pub use env::{TestEnv, TEST_TOKEN};
 pub use events::{
@@ -31,6 +34,7 @@ pub use ledger::{Figures, Ledger};
 pub use metrics::metric_value;
 pub use net::free_port;
 pub use processes::{binary, ChildGuard};
+pub use proxy::Proxy;
 pub use raw_api::{api_call, TEST_READ_TOKEN};
 pub use tap::{RawMessage, Tap};
 pub use wait::{eventually, wait_consumed, wait_healthy, DEADLINE};

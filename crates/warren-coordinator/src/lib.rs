@@ -32,6 +32,7 @@ mod session;
 mod shared;
 mod sweeper;
 mod task_batches;
+mod uncertain;
 mod workflows;
 
 use std::sync::Arc;

@@ -2,7 +2,9 @@
 //! `queued` (by the dispatcher's claim or by intake's dispatch at creation),
 //! the jobs of one queue packed several to a message (`WARREN_TASK_BATCH`),
 //! with pipelined confirms, and settles each batch off the caller's loop:
-//! confirmed dispatches are counted, unconfirmed ones returned to `pending`.
+//! confirmed dispatches are counted, refused or unsent ones returned to
+//! `pending`, and sent ones left unanswered (the connection went) kept
+//! `queued` until it is clear the broker lost them ([`crate::uncertain`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -154,8 +156,22 @@ fn check(joined: Result<Option<BrokerError>, tokio::task::JoinError>) -> Result<
     }
 }
 
-/// Records confirmed dispatches and undoes unconfirmed ones. Returns the
-/// first connection-level error, which ends the session.
+/// Whether a sent message that got `error` instead of a confirm may be in
+/// the broker all the same ([`crate::uncertain`]): not when the broker
+/// answered that it did not take it.
+fn may_be_taken(error: &BrokerError) -> bool {
+    !matches!(
+        error,
+        BrokerError::Nacked { .. }
+            | BrokerError::Unroutable { .. }
+            | BrokerError::NotConfirmed { .. }
+    )
+}
+
+/// Records confirmed dispatches and undoes those the broker surely does
+/// not hold; sent ones whose fate is unknown are left `queued` for the
+/// lost-dispatch check ([`crate::uncertain`]). Returns the first
+/// connection-level error, which ends the session.
 async fn settle(
     shared: Arc<Shared>,
     token: CancellationToken,
@@ -163,30 +179,45 @@ async fn settle(
     members: Vec<Vec<usize>>,
     pending: Vec<Result<PendingConfirm, BrokerError>>,
 ) -> Option<BrokerError> {
+    let sent: Vec<bool> = pending.iter().map(Result::is_ok).collect();
     let results = PendingConfirm::wait_all(pending).await;
     let mut unconfirmed = Vec::new();
+    let mut uncertain = 0;
     let mut confirmed = Vec::with_capacity(jobs.len());
     let mut fatal = None;
-    for (carried_ids, result) in members.iter().zip(results) {
+    for ((carried_ids, result), sent) in members.iter().zip(results).zip(sent) {
         let carried = carried_ids.iter().map(|&i| &jobs[i]);
+        let Some(queue) = carried_ids.first().map(|&i| jobs[i].queue.as_str()) else {
+            continue;
+        };
         match result {
             Ok(()) => {
-                if let Some(&first) = carried_ids.first() {
-                    shared
-                        .metrics
-                        .task_messages
-                        .with_label_values(&[jobs[first].queue.as_str()])
-                        .inc();
-                }
+                shared
+                    .metrics
+                    .task_messages
+                    .with_label_values(&[queue])
+                    .inc();
                 confirmed.extend(carried.map(DispatchedJob::transition));
             }
             Err(e) => {
-                unconfirmed.extend(carried.map(|job| (job.id, job.lease)));
+                let leases = carried.map(|job| (job.id, job.lease)).collect::<Vec<_>>();
+                if sent && may_be_taken(&e) {
+                    uncertain += leases.len();
+                    unconfirmed.extend(shared.uncertain.add(queue, leases));
+                } else {
+                    unconfirmed.extend(leases);
+                }
                 if fatal.is_none() && e.is_recoverable() {
                     fatal = Some(e);
                 }
             }
         }
+    }
+    if uncertain > 0 {
+        tracing::warn!(
+            count = uncertain,
+            "task messages sent but not confirmed; their jobs stay queued until it is clear they were lost"
+        );
     }
     shared.metrics.record(&confirmed);
     if !unconfirmed.is_empty() {

@@ -11,6 +11,9 @@
 //! as undeliverable instead: workers refuse it (too large, a protocol
 //! version they do not read), and dispatching it again would never end.
 //!
+//! The same check settles dispatches whose publish went unanswered
+//! ([`crate::uncertain`]), without waiting for the dispatch timeout.
+//!
 //! A worker with a free slot may still hold the final report of a job that
 //! looks lost, buffered while the broker or the database was away, so no
 //! job is judged lost until this coordinator has heard workers for a whole
@@ -19,6 +22,7 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 use warren_broker::Session;
 
 use crate::session::SessionError;
@@ -47,13 +51,18 @@ pub(crate) async fn run(
         let timeout = shared.config.dispatch_timeout;
         let candidates = shared.store.queues_with_stale_dispatches(timeout).await;
         shared.hearing.database_call(&candidates);
-        let candidates = match candidates {
+        let mut candidates = match candidates {
             Ok(queues) => queues,
             Err(e) => {
                 tracing::warn!(error = %e, "could not look for lost dispatches");
                 continue;
             }
         };
+        for queue in shared.uncertain.queues() {
+            if !candidates.contains(&queue) {
+                candidates.push(queue);
+            }
+        }
         let mut lost = Vec::new();
         for queue in candidates {
             match session.queue_stats(&names.task_queue(&queue)).await {
@@ -85,6 +94,7 @@ pub(crate) async fn run(
         if lost.is_empty() {
             continue;
         }
+        requeue_uncertain(&shared, &lost).await;
         match shared
             .store
             .requeue_lost_dispatches(timeout, &lost, LIMIT)
@@ -102,6 +112,43 @@ pub(crate) async fn run(
                 crate::sweeper::handle(&shared, lost.undeliverable, "undeliverable");
             }
             Err(e) => tracing::warn!(error = %e, "could not re-dispatch lost jobs"),
+        }
+    }
+}
+
+/// Returns the uncertain dispatches of the `lost` queues (their messages
+/// cannot be anywhere) to `pending`, those still `queued` under the lease
+/// they were sent with; kept for the next pass if the database fails.
+async fn requeue_uncertain(shared: &Shared, lost: &[String]) {
+    let taken: Vec<(&String, Vec<(Uuid, Uuid)>)> = lost
+        .iter()
+        .map(|queue| (queue, shared.uncertain.take(queue)))
+        .filter(|(_, jobs)| !jobs.is_empty())
+        .collect();
+    if taken.is_empty() {
+        return;
+    }
+    let jobs: Vec<(Uuid, Uuid)> = taken.iter().flat_map(|(_, jobs)| jobs.clone()).collect();
+    match shared.store.unclaim(&jobs).await {
+        Ok(0) => {}
+        Ok(requeued) => {
+            tracing::info!(
+                count = requeued,
+                "re-dispatching jobs whose unconfirmed task messages were lost"
+            );
+            shared
+                .metrics
+                .rescued
+                .with_label_values(&["publish_unconfirmed"])
+                .inc_by(requeued);
+            shared.wake_dispatcher();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not re-dispatch unconfirmed jobs");
+            // Any that no longer fit are left to the dispatch timeout.
+            for (queue, jobs) in taken {
+                shared.uncertain.add(queue, jobs);
+            }
         }
     }
 }

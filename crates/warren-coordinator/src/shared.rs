@@ -12,6 +12,7 @@ use crate::events::EventHub;
 use crate::handoff::Handoff;
 use crate::hearing::Hearing;
 use crate::task_batches::TaskBatches;
+use crate::uncertain::Uncertain;
 use crate::{CoordinatorConfig, Metrics};
 
 /// A control message for one worker, sent by whichever broker session is up.
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) task_batches: TaskBatches,
     /// Jobs the API dispatched at creation, for the dispatcher to publish.
     pub(crate) handoff: Handoff,
+    /// Dispatches sent but not confirmed, for the lost-dispatch check.
+    pub(crate) uncertain: Uncertain,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Shared {
             defaults_cache: DefaultsCache::default(),
             hearing: Hearing::default(),
             handoff: Handoff::default(),
+            uncertain: Uncertain::default(),
         }
     }
 
