@@ -68,6 +68,21 @@ async fn a_submission_that_reaches_no_queue_is_refused_not_lost() {
     env.cleanup(&[]).await;
 }
 
+/// Deletes the namespace's reports exchange: a worker's next publish to
+/// it makes the broker close the worker's publishing channel.
+async fn delete_reports_exchange(env: &TestEnv) {
+    let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let exchange = env.broker_config().names().reports_exchange();
+    channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .expect("delete the reports exchange");
+    let _ = connection.close(200, "done".into()).await;
+}
+
 /// A submitter whose first job, on "default", completed.
 async fn submitter_with_one_job_done(env: &TestEnv, store: &Store) -> Submitter {
     let submitter = Submitter::connect_with(env.broker_config())
@@ -140,16 +155,7 @@ async fn a_worker_whose_publishing_channel_the_broker_closed_reconnects_and_repo
     // exchange again.
     let submitter = submitter_with_one_job_done(&env, &store).await;
 
-    let connection = Connection::connect(&env.amqp_url, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let exchange = env.broker_config().names().reports_exchange();
-    channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .expect("delete the reports exchange");
-    let _ = connection.close(200, "done".into()).await;
+    delete_reports_exchange(&env).await;
 
     let second = submitter
         .submit(JobSpec::new("default", "echo", json!({})))
@@ -161,6 +167,40 @@ async fn a_worker_whose_publishing_channel_the_broker_closed_reconnects_and_repo
         })
         .await;
     assert_eq!(job.attempt, 1, "completed on its first attempt");
+    submitter.close().await;
+    env.cleanup(&["default"]).await;
+}
+
+/// The reports exchange deleted while a worker drains at shutdown with one
+/// job still running: its heartbeat or final report makes the broker close
+/// the publishing channel. The worker connects again (declaring the
+/// exchange) and sends the report, and the job completes in its first
+/// attempt; the report used to be dropped, leaving the job to time out.
+#[tokio::test]
+async fn a_draining_worker_whose_publishing_channel_closes_still_reports() {
+    let mut env = TestEnv::new().await;
+    let _coordinator = env.start_coordinator().await;
+    let worker = env.start_worker(&["default"]);
+    let store = env.store().await;
+    let submitter = submitter_with_one_job_done(&env, &store).await;
+    let long = submitter
+        .submit(JobSpec::new("default", "sleep", json!({ "ms": 1_500 })))
+        .await
+        .expect("submit");
+    env.wait_job(&store, long, "the long job running", |j| {
+        j.state() == JobState::Running
+    })
+    .await;
+
+    worker.stop.cancel();
+    delete_reports_exchange(&env).await;
+    let job = env
+        .wait_job(&store, long, "the long job completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.attempt, 1, "completed on its first attempt");
+    worker.done.await.expect("worker stops");
     submitter.close().await;
     env.cleanup(&["default"]).await;
 }

@@ -30,6 +30,7 @@ mod context;
 mod executor;
 mod hand_back;
 mod handler;
+mod last_reports;
 mod metrics;
 mod metrics_server;
 mod progress_gate;
@@ -155,21 +156,25 @@ pub async fn run(
         }
     }
 
-    // No session comes after this: the reporter stops retrying once the
-    // last one is gone instead of waiting out its flush timeout.
-    drop(publisher_tx);
+    let (session, control) = draining.unzip();
+    // The session intake stopped on carries the last reports, replaced if
+    // the broker drops it; without one, no session comes after this, and
+    // the reporter stops retrying instead of waiting out its flush timeout.
+    let keeper_stop = CancellationToken::new();
+    let keeper = tokio::spawn(last_reports::keep_publishing(
+        config.broker.clone(),
+        session,
+        publisher_tx,
+        keeper_stop.clone(),
+    ));
     drain(&config, &executor, &tracker).await;
     background.cancel();
     let _ = heartbeats.await;
     // Nothing may hold a report sender any more, or the reporter never ends.
-    let session = match draining {
-        Some((session, control)) => {
-            control.abort();
-            let _ = control.await;
-            Some(session)
-        }
-        None => None,
-    };
+    if let Some(control) = control {
+        control.abort();
+        let _ = control.await;
+    }
     drop(executor);
     if tokio::time::timeout(REPORT_FLUSH_TIMEOUT, reporter)
         .await
@@ -179,9 +184,8 @@ pub async fn run(
             "could not flush the last reports; the coordinator will time those jobs out"
         );
     }
-    if let Some(session) = session {
-        session.close().await;
-    }
+    keeper_stop.cancel();
+    let _ = keeper.await;
     tracing::info!("worker stopped");
     Ok(())
 }
