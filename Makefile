@@ -23,9 +23,10 @@ services: ## Install/start local PostgreSQL and RabbitMQ and wait until they ans
 build: ## Build all binaries (debug)
 	$(CARGO) build --workspace --bins
 
-lint: ## Check formatting and run clippy with warnings denied
+lint: ## Check formatting, run clippy and build the API docs, warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 fmt: ## Format all code
 	$(CARGO) fmt --all

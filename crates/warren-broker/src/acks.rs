@@ -9,7 +9,7 @@
 //!
 //! With batching on ([`Session::consume_batched`](crate::Session::consume_batched)),
 //! [`Delivery::ack`](crate::Delivery::ack) hands its tag to the consumer's
-//! [`AckBatch`] and waits until a frame covering it was sent, so a caller
+//! `AckBatch` and waits until a frame covering it was sent, so a caller
 //! that awaited its ack may rely on it as before (a graceful shutdown that
 //! waited for its tasks' acks loses none). A background flusher sends, each
 //! time it is woken:
@@ -23,7 +23,7 @@
 //!   the prefetch slots) of those that finished after it.
 //!
 //! Tags are numbered per channel in delivery order and every delivery of
-//! the channel passes through [`AckBatch::open`] as it is handed out, so a
+//! the channel passes through `AckBatch::open` as it is handed out, so a
 //! tag below the bound that is not open was settled by the application.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! queues, applies worker reports, rescues lost work and serves the HTTP API.
 //!
 //! Each loop lives in its own module. Loops that need RabbitMQ run inside a
-//! broker [`session`] that is rebuilt (with backoff) whenever the connection
+//! broker session (`session.rs`) that is rebuilt (with backoff) whenever the connection
 //! fails; loops that only need PostgreSQL (sweeper, gauges, cleanup, the
 //! workflow engine) run for the whole
 //! process and retry database errors. Several coordinators may run at once.

@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// Re-drives a dead (`failed` / `timeout`) job: one more attempt, now.
-    /// (A workflow step's retry goes the same way: [`MANUAL_RETRY_SET`].)
+    /// (A workflow step's retry goes the same way: `MANUAL_RETRY_SET`.)
     pub async fn retry_job(
         &self,
         id: Uuid,

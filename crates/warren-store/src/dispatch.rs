@@ -234,7 +234,7 @@ impl Store {
         Ok(ClaimOutcome { jobs, throttled })
     }
 
-    /// Whether any unpaused queue has a job due now ([`ANY_DUE`]): a cheap
+    /// Whether any unpaused queue has a job due now (`ANY_DUE`): a cheap
     /// question to ask before [`Store::claim_batch`], which is planned
     /// afresh on every call.
     pub async fn any_due(&self) -> Result<bool, StoreError> {
