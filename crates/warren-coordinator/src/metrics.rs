@@ -37,6 +37,8 @@ pub struct Metrics {
     pub broker_connected: IntGauge,
     /// `warren_broker_reconnects_total`.
     pub broker_reconnects: IntCounter,
+    /// `warren_unconfirmed_dispatches` (see [`crate::uncertain`]).
+    pub unconfirmed_dispatches: IntGauge,
     /// `warren_database_errors_total{loop}`.
     pub database_errors: IntCounterVec,
     /// Statistics and retention metrics.
@@ -178,8 +180,14 @@ impl Metrics {
             "Broker sessions re-established.",
         )
         .expect("valid metric");
+        let unconfirmed_dispatches = IntGauge::new(
+            "warren_unconfirmed_dispatches",
+            "Jobs kept queued after their task message was sent but never confirmed, until the lost-dispatch check settles them.",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(unconfirmed_dispatches.clone()),
             Box::new(queue_paused.clone()),
             Box::new(workers_alive.clone()),
             Box::new(broker_connected.clone()),
@@ -202,6 +210,7 @@ impl Metrics {
             "no_progress",
             "dispatch_lost",
             "undeliverable",
+            "publish_unconfirmed",
         ] {
             rescued.with_label_values(&[reason]);
         }
@@ -225,6 +234,7 @@ impl Metrics {
             submitted,
             broker_connected,
             broker_reconnects,
+            unconfirmed_dispatches,
             database_errors,
             ops,
             queue_paused,

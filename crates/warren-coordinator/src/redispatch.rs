@@ -129,7 +129,16 @@ async fn requeue_uncertain(shared: &Shared, lost: &[String]) {
         return;
     }
     let jobs: Vec<(Uuid, Uuid)> = taken.iter().flat_map(|(_, jobs)| jobs.clone()).collect();
-    match shared.store.unclaim(&jobs).await {
+    let requeued = shared.store.unclaim(&jobs).await;
+    if requeued.is_err() {
+        // Any that no longer fit are left to the dispatch timeout.
+        for (queue, jobs) in taken {
+            shared.uncertain.add(queue, jobs);
+        }
+    }
+    let held = shared.uncertain.len();
+    shared.metrics.unconfirmed_dispatches.set(held as i64);
+    match requeued {
         Ok(0) => {}
         Ok(requeued) => {
             tracing::info!(
@@ -143,12 +152,6 @@ async fn requeue_uncertain(shared: &Shared, lost: &[String]) {
                 .inc_by(requeued);
             shared.wake_dispatcher();
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not re-dispatch unconfirmed jobs");
-            // Any that no longer fit are left to the dispatch timeout.
-            for (queue, jobs) in taken {
-                shared.uncertain.add(queue, jobs);
-            }
-        }
+        Err(e) => tracing::warn!(error = %e, "could not re-dispatch unconfirmed jobs"),
     }
 }

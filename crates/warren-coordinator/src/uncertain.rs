@@ -49,6 +49,12 @@ impl Uncertain {
         all.keys().cloned().collect()
     }
 
+    /// Uncertain dispatches remembered now.
+    pub(crate) fn len(&self) -> usize {
+        let all = self.jobs.lock().expect("uncertain dispatches poisoned");
+        all.values().map(Vec::len).sum()
+    }
+
     /// Takes the uncertain dispatches of `queue`.
     pub(crate) fn take(&self, queue: &str) -> Vec<(Uuid, Uuid)> {
         let mut all = self.jobs.lock().expect("uncertain dispatches poisoned");
