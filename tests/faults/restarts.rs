@@ -318,9 +318,20 @@ async fn rabbitmq_restart_mid_burst_loses_no_job() {
         .check("rabbitmq restart mid-burst", &store, &accepted, 1)
         .await;
     assert_kept_its_lease(&store, through).await;
+    // Dispatches returned to pending after the outage, by why: refused or
+    // unsent publishes at once, unconfirmed ones once found lost, and any
+    // left for the dispatch timeout (intake used to strand a few batches).
+    let returned: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT detail->>'reason', count(*) FROM job_events
+          WHERE from_state = 'queued' AND to_state = 'pending' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("count returned dispatches");
     println!(
         "fault rabbitmq restart mid-burst: submitted={} confirmed_at_restart={at_restart} \
-         failed_submissions={} batches_after_outage={} restart took {:.1}s, all done {:.1}s after it began",
+         failed_submissions={} batches_after_outage={} returned_to_pending={returned:?} \
+         restart took {:.1}s, all done {:.1}s after it began",
         burst.submitted.len(),
         burst.resubmissions,
         burst.after_outage,

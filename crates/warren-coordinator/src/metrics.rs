@@ -37,7 +37,7 @@ pub struct Metrics {
     pub broker_connected: IntGauge,
     /// `warren_broker_reconnects_total`.
     pub broker_reconnects: IntCounter,
-    /// `warren_unconfirmed_dispatches` (see [`crate::uncertain`]).
+    /// `warren_unconfirmed_dispatches` (jobs kept `queued` after an unconfirmed publish).
     pub unconfirmed_dispatches: IntGauge,
     /// `warren_database_errors_total{loop}`.
     pub database_errors: IntCounterVec,
