@@ -58,6 +58,7 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        forget_started(&shared).await;
         for queue in shared.uncertain.queues() {
             if !candidates.contains(&queue) {
                 candidates.push(queue);
@@ -114,6 +115,25 @@ pub(crate) async fn run(
             Err(e) => tracing::warn!(error = %e, "could not re-dispatch lost jobs"),
         }
     }
+}
+
+/// Forgets uncertain dispatches whose jobs are no longer `queued` under
+/// the lease they were sent with (the broker kept the message and it ran),
+/// so that a queue whose messages never run out does not keep them.
+async fn forget_started(shared: &Shared) {
+    for queue in shared.uncertain.queues() {
+        let jobs = shared.uncertain.take(&queue);
+        let kept = match shared.store.still_queued(&jobs).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read unconfirmed dispatches");
+                jobs
+            }
+        };
+        shared.uncertain.add(&queue, kept);
+    }
+    let held = shared.uncertain.len();
+    shared.metrics.unconfirmed_dispatches.set(held as i64);
 }
 
 /// Returns the uncertain dispatches of the `lost` queues (their messages

@@ -10,7 +10,8 @@
 //! `pending` only once the message cannot be anywhere: after this
 //! coordinator has heard workers for a whole lease, their queue has
 //! consumers, no ready messages and workers with free slots. A message the
-//! broker kept is run meanwhile, and its report completes the job.
+//! broker kept is run meanwhile, and its report completes the job; the
+//! check then forgets it (its job is no longer `queued` under that lease).
 //!
 //! The record is bounded; beyond [`MAX_UNCERTAIN`] jobs (or if this
 //! coordinator dies) the lost-dispatch check's own timeout covers them.

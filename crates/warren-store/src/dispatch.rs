@@ -257,4 +257,25 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Those of `jobs` (id, lease) still `queued` under that lease: the
+    /// others started, ended or were dispatched again.
+    pub async fn still_queued(
+        &self,
+        jobs: &[(Uuid, Uuid)],
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = jobs.iter().copied().unzip();
+        Ok(sqlx::query_as(
+            "SELECT j.id, j.lease FROM jobs j
+               JOIN UNNEST($1::uuid[], $2::uuid[]) AS r(id, lease) ON j.id = r.id
+              WHERE j.lease = r.lease AND j.state IS NOT DISTINCT FROM 'queued'",
+        )
+        .bind(&ids)
+        .bind(&leases)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

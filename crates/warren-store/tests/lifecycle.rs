@@ -180,6 +180,14 @@ async fn claim_order_lease_and_unclaim() {
 
     // Unclaim is guarded by the lease.
     let d = &first[0];
+    assert_eq!(
+        store
+            .still_queued(&[(d.id, d.lease), (d.id, Uuid::new_v4())])
+            .await
+            .unwrap(),
+        vec![(d.id, d.lease)],
+        "still queued under the lease it was dispatched with, not another"
+    );
     assert_eq!(store.unclaim(&[(d.id, Uuid::new_v4())]).await.unwrap(), 0);
     assert_eq!(
         (state(store, d.id).await, job(store, d.id).await.attempt),
@@ -192,6 +200,11 @@ async fn claim_order_lease_and_unclaim() {
         (Pending, 0, None)
     );
     assert_eq!(lease(store, d.id).await, None);
+    assert!(store
+        .still_queued(&[(d.id, d.lease)])
+        .await
+        .unwrap()
+        .is_empty());
     let evs = store.job_events(d.id, 0, 10).await.unwrap();
     assert_eq!(evs.len(), 3);
     assert_eq!(
