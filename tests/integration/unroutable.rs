@@ -8,6 +8,7 @@
 use lapin::options::ExchangeDeleteOptions;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
+use uuid::Uuid;
 use warren_broker::{BrokerError, Names, Session};
 use warren_client::{ClientError, Submitter};
 use warren_core::protocol::JobSpec;
@@ -83,6 +84,16 @@ async fn delete_reports_exchange(env: &TestEnv) {
     let _ = connection.close(200, "done".into()).await;
 }
 
+/// Waits until job `id` completed and asserts it did in its first attempt.
+async fn completed_in_first_attempt(env: &TestEnv, store: &Store, id: Uuid) {
+    let job = env
+        .wait_job(store, id, "the job completed", |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.attempt, 1, "completed on its first attempt");
+}
+
 /// A submitter whose first job, on "default", completed.
 async fn submitter_with_one_job_done(env: &TestEnv, store: &Store) -> Submitter {
     let submitter = Submitter::connect_with(env.broker_config())
@@ -118,15 +129,10 @@ async fn reports_sent_while_the_reports_queue_is_gone_land_once_it_is_back() {
         .submit(JobSpec::new("default", "echo", json!({})))
         .await
         .expect("submit");
-    let job = env
-        .wait_job(&store, second, "the second job completed", |j| {
-            j.state() == JobState::Completed
-        })
-        .await;
     // Its reports waited for the queue instead of vanishing, which would
     // have left the job looking never started, to be dispatched and run
     // again once its dispatch timed out.
-    assert_eq!(job.attempt, 1, "completed on its first attempt");
+    completed_in_first_attempt(&env, &store, second).await;
     let dispatches: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'queued'",
     )
@@ -161,12 +167,7 @@ async fn a_worker_whose_publishing_channel_the_broker_closed_reconnects_and_repo
         .submit(JobSpec::new("default", "echo", json!({})))
         .await
         .expect("submit");
-    let job = env
-        .wait_job(&store, second, "the second job completed", |j| {
-            j.state() == JobState::Completed
-        })
-        .await;
-    assert_eq!(job.attempt, 1, "completed on its first attempt");
+    completed_in_first_attempt(&env, &store, second).await;
     submitter.close().await;
     env.cleanup(&["default"]).await;
 }
@@ -194,12 +195,7 @@ async fn a_draining_worker_whose_publishing_channel_closes_still_reports() {
 
     worker.stop.cancel();
     delete_reports_exchange(&env).await;
-    let job = env
-        .wait_job(&store, long, "the long job completed", |j| {
-            j.state() == JobState::Completed
-        })
-        .await;
-    assert_eq!(job.attempt, 1, "completed on its first attempt");
+    completed_in_first_attempt(&env, &store, long).await;
     worker.done.await.expect("worker stops");
     submitter.close().await;
     env.cleanup(&["default"]).await;

@@ -214,8 +214,6 @@ async fn settle(
         }
     }
     if uncertain > 0 {
-        let held = shared.uncertain.len();
-        shared.metrics.unconfirmed_dispatches.set(held as i64);
         tracing::warn!(
             count = uncertain,
             "task messages sent but not confirmed; their jobs stay queued until it is clear they were lost"

@@ -132,8 +132,6 @@ async fn forget_started(shared: &Shared) {
         };
         shared.uncertain.add(&queue, kept);
     }
-    let held = shared.uncertain.len();
-    shared.metrics.unconfirmed_dispatches.set(held as i64);
 }
 
 /// Returns the uncertain dispatches of the `lost` queues (their messages
@@ -156,8 +154,6 @@ async fn requeue_uncertain(shared: &Shared, lost: &[String]) {
             shared.uncertain.add(queue, jobs);
         }
     }
-    let held = shared.uncertain.len();
-    shared.metrics.unconfirmed_dispatches.set(held as i64);
     match requeued {
         Ok(0) => {}
         Ok(requeued) => {

@@ -54,12 +54,14 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: CoordinatorConfig, store: Store) -> Self {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let metrics = Metrics::new();
         Self {
             task_batches: TaskBatches::new(config.task_batch),
             events: EventHub::new(config.max_event_streams, config.event_stream_buffer),
             config,
             store,
-            metrics: Metrics::new(),
+            uncertain: Uncertain::new(metrics.unconfirmed_dispatches.clone()),
+            metrics,
             dispatch_wakeup: Notify::new(),
             dispatch_awaits_room: AtomicBool::new(false),
             workflow_wakeup: Notify::new(),
@@ -68,7 +70,6 @@ impl Shared {
             defaults_cache: DefaultsCache::default(),
             hearing: Hearing::default(),
             handoff: Handoff::default(),
-            uncertain: Uncertain::default(),
         }
     }
 

@@ -11,14 +11,11 @@
 //! A worker stopped while disconnected does not connect for this: it stops
 //! at once, as before.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warren_broker::{BrokerConfig, BrokerError, Publisher, Session};
 
-/// How often the keeper checks that its publishing channel is open.
-const CHECK: Duration = Duration::from_secs(1);
+use crate::session::PUBLISHER_CHECK;
 
 /// Keeps a publisher in `publisher` until `stop`; see the module docs.
 /// `session` is the one intake stopped on, if any. Dropping `publisher` on
@@ -58,7 +55,7 @@ pub(crate) async fn keep_publishing(
                 new.close().await;
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(CHECK) => {}
+                    _ = tokio::time::sleep(PUBLISHER_CHECK) => {}
                 }
             }
         }
@@ -67,7 +64,7 @@ pub(crate) async fn keep_publishing(
 
 /// Waits until `open` is closed (false) or `stop` (true).
 async fn watch_channel(open: Option<Publisher>, stop: &CancellationToken) -> bool {
-    let mut check = tokio::time::interval(CHECK);
+    let mut check = tokio::time::interval(PUBLISHER_CHECK);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return true,

@@ -18,7 +18,7 @@ use crate::task_delivery::TaskDelivery;
 use crate::WorkerConfig;
 
 /// How often the session checks that its publishing channel is open.
-const PUBLISHER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const PUBLISHER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a session ended.
 pub(crate) enum SessionEnd {
